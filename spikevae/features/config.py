@@ -1,0 +1,16 @@
+"""Configuration of the feature stage (PCA baseline and the VAE)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..config import param, section
+from .vae.config import VAEConfig
+
+
+@dataclass
+class FeaturesConfig:
+    method: str = param("pca", "feature space the main sorting uses", choices=("pca", "vae"))
+    also: list = param([], "other feature methods to compute, cluster and score in the same run", choices=("pca", "vae"))
+    n_components: int = param(5, "number of principal components (PCA)", low=1, high=64)
+    whiten: bool = param(False, "whiten waveforms by the per-electrode temporal noise covariance before features")
+    vae: VAEConfig = section(VAEConfig, "the convolutional (β-)VAE")

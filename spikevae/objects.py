@@ -1,0 +1,229 @@
+"""The plain data objects passed between stages: Spikes, Embedding, Sorting.
+
+Each is a dataclass of numpy arrays with unit-bearing names. ``__post_init__``
+checks lengths, dtypes and shapes and raises ``ValueError`` naming the field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def _check_len(name: str, arr: np.ndarray, n: int) -> None:
+    if arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but there are {n} spikes")
+
+
+@dataclass
+class Spikes:
+    """Detected, aligned spikes of a recording.
+
+    Parameters
+    ----------
+    sample_index : ndarray of shape (n_spikes,), int64
+        Sample of the aligned peak, from the start of the recording.
+    electrode : ndarray of shape (n_spikes,), int64
+        Index of the electrode (into ``channel_ids``).
+    waveforms : ndarray of shape (n_spikes, n_samples), float32, µV
+        Aligned waveforms; the peak sits at ``peak_index``.
+    amplitude_uv : ndarray of shape (n_spikes,), float32, µV
+        Signed value at the peak.
+    noise_uv : ndarray of shape (n_electrodes,), float32, µV
+        Noise standard deviation of each electrode (MAD estimate).
+    fs : float
+        Sampling rate in Hz.
+    peak_index : int
+        Index of the aligned extremum inside each waveform.
+    channel_ids : ndarray of shape (n_electrodes,), str
+        Name of each electrode.
+    noise_snippets : ndarray of shape (n_snippets, n_samples), float32, µV, optional
+        Spike-free stretches of the filtered recording (for noise covariance and
+        denoising corruption).
+    noise_electrode : ndarray of shape (n_snippets,), int64, optional
+        Electrode of each noise snippet.
+    """
+
+    sample_index: np.ndarray
+    electrode: np.ndarray
+    waveforms: np.ndarray
+    amplitude_uv: np.ndarray
+    noise_uv: np.ndarray
+    fs: float
+    peak_index: int
+    channel_ids: np.ndarray
+    noise_snippets: np.ndarray | None = None
+    noise_electrode: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.sample_index = np.asarray(self.sample_index, dtype=np.int64)
+        n = self.sample_index.shape[0]
+        self.electrode = np.asarray(self.electrode, dtype=np.int64)
+        self.waveforms = np.asarray(self.waveforms, dtype=np.float32)
+        if self.waveforms.ndim != 2:
+            raise ValueError(f"waveforms must be 2-D (n_spikes, n_samples), got shape {self.waveforms.shape}")
+        self.amplitude_uv = np.asarray(self.amplitude_uv, dtype=np.float32)
+        self.noise_uv = np.asarray(self.noise_uv, dtype=np.float32)
+        self.channel_ids = np.asarray(self.channel_ids).astype(str)
+        for name in ("electrode", "waveforms", "amplitude_uv"):
+            _check_len(name, getattr(self, name), n)
+        if self.noise_uv.shape != self.channel_ids.shape:
+            raise ValueError(
+                f"noise_uv has {self.noise_uv.shape[0]} values but there are {self.channel_ids.shape[0]} electrodes"
+            )
+        if n and (self.electrode.min() < 0 or self.electrode.max() >= len(self.channel_ids)):
+            raise ValueError("electrode holds indices outside channel_ids")
+        if not 0 <= self.peak_index < max(self.waveforms.shape[1], 1):
+            raise ValueError(f"peak_index {self.peak_index} is outside the waveform length {self.waveforms.shape[1]}")
+        if self.noise_snippets is not None:
+            self.noise_snippets = np.asarray(self.noise_snippets, dtype=np.float32)
+            self.noise_electrode = np.asarray(self.noise_electrode, dtype=np.int64)
+            if self.noise_snippets.shape[0] != self.noise_electrode.shape[0]:
+                raise ValueError("noise_snippets and noise_electrode differ in length")
+
+    @property
+    def n_spikes(self) -> int:
+        return int(self.sample_index.shape[0])
+
+    @property
+    def n_electrodes(self) -> int:
+        return int(self.channel_ids.shape[0])
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.waveforms.shape[1])
+
+    def scaled_waveforms(self) -> np.ndarray:
+        """Waveforms divided by their electrode's noise σ (dimensionless, float32)."""
+        sigma = np.maximum(self.noise_uv, 1e-6)[self.electrode]
+        return self.waveforms / sigma[:, None]
+
+    def subset(self, mask_or_index) -> "Spikes":
+        """The spikes selected by a boolean mask or index array (noise snippets kept)."""
+        sel = np.asarray(mask_or_index)
+        return Spikes(
+            sample_index=self.sample_index[sel], electrode=self.electrode[sel],
+            waveforms=self.waveforms[sel], amplitude_uv=self.amplitude_uv[sel],
+            noise_uv=self.noise_uv, fs=self.fs, peak_index=self.peak_index,
+            channel_ids=self.channel_ids, noise_snippets=self.noise_snippets,
+            noise_electrode=self.noise_electrode,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Spikes({self.n_spikes} spikes on {self.n_electrodes} electrodes, "
+            f"waveforms {self.n_samples} samples at {self.fs:g} Hz, µV)"
+        )
+
+
+@dataclass
+class Embedding:
+    """Features of every spike, in the same order as the Spikes they came from.
+
+    Parameters
+    ----------
+    features : ndarray of shape (n_spikes, n_features), float32
+    method : str
+        Name of the feature extractor (``"pca"``, ``"vae"``).
+    params : dict
+        The resolved parameters that made it.
+    """
+
+    features: np.ndarray
+    method: str
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.features = np.asarray(self.features, dtype=np.float32)
+        if self.features.ndim != 2:
+            raise ValueError(f"features must be 2-D (n_spikes, n_features), got shape {self.features.shape}")
+
+    @property
+    def n_spikes(self) -> int:
+        return int(self.features.shape[0])
+
+    def __repr__(self) -> str:
+        return f"Embedding({self.method}: {self.features.shape[0]} spikes x {self.features.shape[1]} features)"
+
+
+@dataclass
+class Sorting:
+    """A unit label for every spike.
+
+    Parameters
+    ----------
+    sample_index : ndarray of shape (n_spikes,), int64
+    electrode : ndarray of shape (n_spikes,), int64
+    unit : ndarray of shape (n_spikes,), int64
+        Unit id, unique across the array; -1 means unsorted.
+    fs : float
+        Sampling rate in Hz.
+    params : dict
+        The resolved parameters that made it.
+    """
+
+    sample_index: np.ndarray
+    electrode: np.ndarray
+    unit: np.ndarray
+    fs: float
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.sample_index = np.asarray(self.sample_index, dtype=np.int64)
+        n = self.sample_index.shape[0]
+        self.electrode = np.asarray(self.electrode, dtype=np.int64)
+        self.unit = np.asarray(self.unit, dtype=np.int64)
+        _check_len("electrode", self.electrode, n)
+        _check_len("unit", self.unit, n)
+        self.fs = float(self.fs)
+
+    @property
+    def unit_ids(self) -> np.ndarray:
+        """Sorted unit ids, without -1."""
+        u = np.unique(self.unit)
+        return u[u >= 0]
+
+    def unit_electrode(self) -> dict[int, int]:
+        """Electrode of each unit (the most common electrode of its spikes)."""
+        out = {}
+        for u in self.unit_ids:
+            e = self.electrode[self.unit == u]
+            out[int(u)] = int(np.bincount(e).argmax())
+        return out
+
+    def save_npz(self, path) -> None:
+        """Write the public ``sorting.npz`` layout atomically (see README)."""
+        from .store import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, sample_index=self.sample_index, electrode=self.electrode,
+                         unit=self.unit, fs=np.float64(self.fs))
+
+    @classmethod
+    def load_npz(cls, path) -> "Sorting":
+        """Read a ``sorting.npz`` (or a ground truth in the same layout)."""
+        from .errors import SpikevaeError
+
+        try:
+            z = np.load(path, allow_pickle=False)
+        except FileNotFoundError:
+            raise SpikevaeError(f"{path}: file not found; pass a sorting.npz or ground-truth .npz file") from None
+        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
+            raise SpikevaeError(f"{path}: not a readable .npz file ({exc})") from None
+        missing = [k for k in ("sample_index", "unit", "fs") if k not in z.files]
+        if missing:
+            raise SpikevaeError(
+                f"{path}: missing array(s) {', '.join(missing)}; a sorting file needs sample_index, unit, fs "
+                "(and optionally electrode)"
+            )
+        n = z["sample_index"].shape[0]
+        electrode = z["electrode"] if "electrode" in z.files else np.zeros(n, dtype=np.int64)
+        return cls(z["sample_index"], electrode, z["unit"], float(z["fs"]))
+
+    def __repr__(self) -> str:
+        n_sorted = int((self.unit >= 0).sum())
+        return (
+            f"Sorting({len(self.unit_ids)} units, {self.unit.shape[0]} spikes "
+            f"({n_sorted} sorted) at {self.fs:g} Hz)"
+        )
