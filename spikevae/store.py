@@ -1,0 +1,223 @@
+"""The run store: one HDF5 file per run holding each stage's output with its config and hash.
+
+Layout of ``OUT/run.h5``::
+
+    /spikes                      sample_index, electrode, waveforms, amplitude_uv, noise_uv,
+                                 channel_ids, [noise_snippets, noise_electrode]; attrs fs, peak_index
+    /embedding/<method>          features; attrs params (JSON)
+    /sorting/<method>            sample_index, electrode, unit; attrs fs, params (JSON)
+    /extra/<name>                free-form arrays (training history, ...)
+    each stage group: attrs ``config`` (JSON), ``hash`` (the stage's cache key), ``done`` (True)
+    root attrs: ``recording`` (JSON of Recording.describe()), ``config`` (resolved pipeline config JSON),
+                ``timings`` (JSON: seconds per stage)
+
+Every write goes to a temporary copy of the file that replaces the original with
+``os.replace`` only when the data are in, so an interrupted run never leaves a
+half-written store; a stage is present only when complete.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+
+from .errors import SpikevaeError
+from .objects import Embedding, Sorting, Spikes
+
+STORE_NAME = "run.h5"
+
+
+@contextlib.contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically.
+
+    Works for files and folders. On an exception the temporary is removed and
+    ``path`` is left as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    os.unlink(tmp)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        if tmp.is_file():
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        if path.is_dir() and tmp.is_dir():
+            old = path.with_name(f".{path.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def write_text(path, text: str) -> None:
+    """Write a text file atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)
+
+
+def check_writable(out_dir) -> Path:
+    """Create ``out_dir`` if needed and check that files can be written in it."""
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".probe"):
+            pass
+    except OSError as exc:
+        raise SpikevaeError(f"{out}: output folder is not writable ({exc.strerror}); choose another with -o") from None
+    return out
+
+
+def store_path(out_dir) -> Path:
+    return Path(out_dir) / STORE_NAME
+
+
+class RunStore:
+    """Read and write stage results in ``OUT/run.h5``."""
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self.path = store_path(out_dir)
+
+    # -- generic -----------------------------------------------------------------
+    def _open_read(self) -> h5py.File:
+        if not self.path.exists():
+            raise SpikevaeError(f"{self.path}: no run store; run `spikevae run` with -o {self.out_dir} first")
+        return h5py.File(self.path, "r")
+
+    def has(self, group: str, hash_: str | None = None) -> bool:
+        """True when ``group`` is complete (and made with ``hash_``, if given)."""
+        if not self.path.exists():
+            return False
+        with h5py.File(self.path, "r") as f:
+            if group not in f or not f[group].attrs.get("done", False):
+                return False
+            return hash_ is None or f[group].attrs.get("hash", "") == hash_
+
+    def write_group(self, group: str, arrays: dict, attrs: dict | None = None, hash_: str = "") -> None:
+        """Replace ``group`` with ``arrays`` and ``attrs``, atomically for the whole file."""
+        with atomic_path(self.path) as tmp:
+            if self.path.exists():
+                shutil.copyfile(self.path, tmp)
+            with h5py.File(tmp, "a") as f:
+                if group in f:
+                    del f[group]
+                g = f.create_group(group)
+                for k, v in arrays.items():
+                    if v is None:
+                        continue
+                    v = np.asarray(v)
+                    if v.dtype.kind == "U":
+                        v = v.astype(h5py.string_dtype())
+                    g.create_dataset(k, data=v)
+                for k, v in (attrs or {}).items():
+                    g.attrs[k] = v if isinstance(v, (int, float, str, bool, np.number)) else json.dumps(v, default=str)
+                g.attrs["hash"] = hash_
+                g.attrs["done"] = True
+
+    def set_root_attrs(self, **attrs) -> None:
+        with atomic_path(self.path) as tmp:
+            if self.path.exists():
+                shutil.copyfile(self.path, tmp)
+            with h5py.File(tmp, "a") as f:
+                for k, v in attrs.items():
+                    f.attrs[k] = json.dumps(v, default=str)
+
+    def root_attrs(self) -> dict:
+        with self._open_read() as f:
+            return {k: json.loads(v) for k, v in f.attrs.items()}
+
+    def read_group(self, group: str) -> tuple[dict, dict]:
+        with self._open_read() as f:
+            if group not in f or not f[group].attrs.get("done", False):
+                raise SpikevaeError(f"{self.path}: stage '{group}' has not been run; run `spikevae run` to compute it")
+            g = f[group]
+            arrays = {}
+            for k in g.keys():
+                v = g[k][()]
+                if g[k].dtype.kind == "O":
+                    v = np.asarray([x.decode() if isinstance(x, bytes) else x for x in v])
+                arrays[k] = v
+            attrs = {}
+            for k, v in g.attrs.items():
+                if isinstance(v, str) and v[:1] in "[{":
+                    try:
+                        v = json.loads(v)
+                    except json.JSONDecodeError:
+                        pass
+                attrs[k] = v
+            return arrays, attrs
+
+    def groups(self, prefix: str) -> list[str]:
+        if not self.path.exists():
+            return []
+        with h5py.File(self.path, "r") as f:
+            return sorted(f[prefix].keys()) if prefix in f else []
+
+    # -- typed stage I/O -----------------------------------------------------------
+    def save_spikes(self, spikes: Spikes, config: dict, hash_: str) -> None:
+        arrays = {k: getattr(spikes, k) for k in ("sample_index", "electrode", "waveforms", "amplitude_uv",
+                                                  "noise_uv", "channel_ids", "noise_snippets", "noise_electrode")}
+        self.write_group("spikes", arrays, {"fs": spikes.fs, "peak_index": spikes.peak_index, "config": config}, hash_)
+
+    def load_spikes(self) -> Spikes:
+        a, attrs = self.read_group("spikes")
+        return Spikes(fs=float(attrs["fs"]), peak_index=int(attrs["peak_index"]), **a)
+
+    def save_embedding(self, emb: Embedding, config: dict, hash_: str) -> None:
+        self.write_group(f"embedding/{emb.method}", {"features": emb.features},
+                         {"params": emb.params, "config": config}, hash_)
+
+    def load_embedding(self, method: str) -> Embedding:
+        a, attrs = self.read_group(f"embedding/{method}")
+        return Embedding(a["features"], method, attrs.get("params", {}))
+
+    def save_sorting(self, sorting: Sorting, method: str, config: dict, hash_: str) -> None:
+        arrays = {"sample_index": sorting.sample_index, "electrode": sorting.electrode, "unit": sorting.unit}
+        self.write_group(f"sorting/{method}", arrays, {"fs": sorting.fs, "params": sorting.params, "config": config}, hash_)
+
+    def load_sorting(self, method: str) -> Sorting:
+        a, attrs = self.read_group(f"sorting/{method}")
+        return Sorting(a["sample_index"], a["electrode"], a["unit"], float(attrs["fs"]), attrs.get("params", {}))
+
+
+# Module-level conveniences used by the CLI commands of each stage.
+def load_spikes(out_dir) -> Spikes:
+    """Spikes of the run in ``out_dir``."""
+    return RunStore(out_dir).load_spikes()
+
+
+def load_embedding(out_dir, method: str) -> Embedding:
+    """Embedding ``method`` ("pca", "vae") of the run in ``out_dir``."""
+    return RunStore(out_dir).load_embedding(method)
+
+
+def load_sorting(out_dir, method: str) -> Sorting:
+    """Sorting made from the ``method`` features of the run in ``out_dir``."""
+    return RunStore(out_dir).load_sorting(method)
+
+
+def load_run_info(out_dir) -> dict:
+    """Root facts of a run: ``recording``, ``config``, ``timings`` (dicts), and what stages exist."""
+    store = RunStore(out_dir)
+    info = store.root_attrs()
+    info["embeddings"] = store.groups("embedding")
+    info["sortings"] = store.groups("sorting")
+    return info
