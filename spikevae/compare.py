@@ -1,0 +1,177 @@
+"""Scoring a sorting against ground truth, as SpikeForest does.
+
+Each ground-truth unit is matched one to one to a sorted unit by the Hungarian
+algorithm on the agreement score; per ground-truth unit
+``accuracy = TP / (TP + FN + FP)``, ``precision = TP / (TP + FP)``,
+``recall = TP / (TP + FN)``, where a true positive is a sorted spike within
+``tol_ms`` (0.4 ms by default) of a ground-truth spike, each spike matched at most once
+(Magland et al. 2020, SpikeForest). A unit is "well detected" at accuracy ≥ 0.8.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from .objects import Sorting
+
+WELL_DETECTED = 0.8
+
+
+def match_times(a: np.ndarray, b: np.ndarray, tol: int) -> tuple[np.ndarray, np.ndarray]:
+    """One-to-one matching of two sorted event-time arrays within ``tol`` samples.
+
+    Greedy in time order, taking the nearest unmatched partner, which is optimal for
+    events sparser than the tolerance.
+
+    Returns
+    -------
+    ia, ib : ndarray of int64
+        Indices into ``a`` and ``b`` of the matched pairs.
+    """
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    if a.size == 0 or b.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    oa, ob = np.argsort(a, kind="stable"), np.argsort(b, kind="stable")
+    sa, sb = a[oa], b[ob]
+    # candidate pairs (i, j) with |sa[i] - sb[j]| <= tol, sorted by distance
+    lo = np.searchsorted(sb, sa - tol, side="left")
+    hi = np.searchsorted(sb, sa + tol, side="right")
+    counts = hi - lo
+    if counts.sum() == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    ii = np.repeat(np.arange(sa.size), counts)
+    jj = np.concatenate([np.arange(l, h) for l, h in zip(lo[counts > 0], hi[counts > 0])])
+    d = np.abs(sa[ii] - sb[jj])
+    order = np.lexsort((ii, d))
+    used_a = np.zeros(sa.size, bool)
+    used_b = np.zeros(sb.size, bool)
+    out_a, out_b = [], []
+    for k in order:
+        i, j = ii[k], jj[k]
+        if not used_a[i] and not used_b[j]:
+            used_a[i] = used_b[j] = True
+            out_a.append(i)
+            out_b.append(j)
+    return oa[np.asarray(out_a, np.int64)], ob[np.asarray(out_b, np.int64)]
+
+
+def _unit_times(s: Sorting) -> dict[int, np.ndarray]:
+    order = np.argsort(s.unit, kind="stable")
+    u, start = np.unique(s.unit[order], return_index=True)
+    parts = np.split(s.sample_index[order], start[1:])
+    return {int(k): np.sort(p) for k, p in zip(u, parts) if k >= 0}
+
+
+def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int):
+    """Matched-spike counts between every ground-truth and sorted unit.
+
+    Returns
+    -------
+    gt_ids, sorted_ids : ndarray
+    n_match : ndarray of shape (n_gt, n_sorted), int
+    n_gt, n_sorted : ndarray of spike counts per unit
+    """
+    gtt, srt = _unit_times(gt), _unit_times(sorting)
+    gt_ids, s_ids = np.array(sorted(gtt), dtype=np.int64), np.array(sorted(srt), dtype=np.int64)
+    m = np.zeros((gt_ids.size, s_ids.size), dtype=np.int64)
+    s_elec = sorting.unit_electrode() if s_ids.size else {}
+    g_elec = gt.unit_electrode() if gt_ids.size else {}
+    use_elec = np.any(gt.electrode != 0)
+    for i, g in enumerate(gt_ids):
+        for j, s in enumerate(s_ids):
+            if use_elec and s_elec[int(s)] != g_elec[int(g)]:
+                # a neuron is seen on one electrode: units of other electrodes cannot match it
+                continue
+            lo, hi = gtt[g][0] - tol, gtt[g][-1] + tol
+            t = srt[s]
+            t = t[(t >= lo) & (t <= hi)]
+            if t.size:
+                m[i, j] = match_times(gtt[g], t, tol)[0].size
+    n_gt = np.array([gtt[g].size for g in gt_ids], dtype=np.int64)
+    n_s = np.array([srt[s].size for s in s_ids], dtype=np.int64)
+    return gt_ids, s_ids, m, n_gt, n_s
+
+
+def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_samples: int = 0) -> dict:
+    """Score ``sorting`` against ground truth ``gt``.
+
+    Parameters
+    ----------
+    gt, sorting : Sorting
+        Ground truth and the sorting to score, at the same sampling rate.
+    tol_ms : float, default 0.4
+        Matching tolerance in ms.
+    offset_samples : int, default 0
+        Added to the ground-truth times before matching (for ground truths that mark the
+        spike onset rather than the peak; see :func:`estimate_offset`).
+
+    Returns
+    -------
+    dict with ``mean_accuracy``, ``median_accuracy``, ``n_gt_units``, ``n_well_detected``,
+    ``n_sorted_units``, ``tol_ms``, ``offset_samples`` and ``units``: one dict per
+    ground-truth unit (``gt_unit``, ``sorted_unit`` (-1 if unmatched), ``electrode``,
+    ``n_gt``, ``n_sorted``, ``tp``, ``fn``, ``fp``, ``accuracy``, ``precision``, ``recall``).
+    """
+    if abs(gt.fs - sorting.fs) > 1e-6 * gt.fs:
+        from .errors import SpikevaeError
+
+        raise SpikevaeError(f"ground truth is at {gt.fs:g} Hz but the sorting at {sorting.fs:g} Hz; they must match")
+    tol = int(round(tol_ms * 1e-3 * gt.fs))
+    if offset_samples:
+        gt = Sorting(gt.sample_index + int(offset_samples), gt.electrode, gt.unit, gt.fs)
+    gt_ids, s_ids, m, n_gt, n_s = agreement_matrix(gt, sorting, tol)
+    acc_mat = m / np.maximum(n_gt[:, None] + n_s[None, :] - m, 1)
+    rows, cols = linear_sum_assignment(-acc_mat) if m.size else (np.zeros(0, int), np.zeros(0, int))
+    match = {int(r): int(c) for r, c in zip(rows, cols) if m[r, c] > 0}
+    g_elec = gt.unit_electrode()
+    units = []
+    for i, g in enumerate(gt_ids):
+        j = match.get(i)
+        tp = int(m[i, j]) if j is not None else 0
+        ns = int(n_s[j]) if j is not None else 0
+        fn, fp = int(n_gt[i]) - tp, ns - tp
+        units.append({
+            "gt_unit": int(g), "sorted_unit": int(s_ids[j]) if j is not None else -1,
+            "electrode": g_elec[int(g)], "n_gt": int(n_gt[i]), "n_sorted": ns, "tp": tp, "fn": fn, "fp": fp,
+            "accuracy": tp / max(tp + fn + fp, 1), "precision": tp / max(tp + fp, 1) if ns else 0.0,
+            "recall": tp / max(int(n_gt[i]), 1),
+        })
+    acc = np.array([u["accuracy"] for u in units])
+    return {
+        "mean_accuracy": float(acc.mean()) if acc.size else 0.0,
+        "median_accuracy": float(np.median(acc)) if acc.size else 0.0,
+        "n_gt_units": int(gt_ids.size), "n_sorted_units": int(s_ids.size),
+        "n_well_detected": int((acc >= WELL_DETECTED).sum()),
+        "tol_ms": tol_ms, "offset_samples": int(offset_samples), "units": units,
+    }
+
+
+def estimate_offset(gt: Sorting, sorting: Sorting, max_ms: float = 2.0) -> int:
+    """The constant shift (samples) to add to ground-truth times that best aligns them with the sorting.
+
+    Uses the histogram of (sorted - gt) time differences within ``max_ms`` over all
+    spikes (all units pooled), and returns its mode.
+    """
+    w = int(round(max_ms * 1e-3 * gt.fs))
+    a, b = np.sort(gt.sample_index), np.sort(sorting.sample_index)
+    if a.size == 0 or b.size == 0:
+        return 0
+    lo = np.searchsorted(b, a - w)
+    hi = np.searchsorted(b, a + w, side="right")
+    diffs = np.concatenate([b[l:h] - t for t, l, h in zip(a, lo, hi)]) if a.size else np.zeros(0)
+    if diffs.size == 0:
+        return 0
+    hist = np.bincount((diffs + w).astype(np.int64), minlength=2 * w + 1)
+    return int(np.argmax(hist) - w)
+
+
+def format_scores(scores: dict, label: str = "") -> str:
+    """A terminal table of per-unit scores."""
+    lines = [f"{label}mean accuracy {scores['mean_accuracy']:.3f} | well detected (≥{WELL_DETECTED}) "
+             f"{scores['n_well_detected']}/{scores['n_gt_units']} | sorted units {scores['n_sorted_units']}"]
+    lines.append(f"{'gt_unit':>7} {'elec':>4} {'sorted':>6} {'n_gt':>6} {'acc':>6} {'prec':>6} {'recall':>6}")
+    for u in scores["units"]:
+        lines.append(f"{u['gt_unit']:>7} {u['electrode']:>4} {u['sorted_unit']:>6} {u['n_gt']:>6} "
+                     f"{u['accuracy']:>6.3f} {u['precision']:>6.3f} {u['recall']:>6.3f}")
+    return "\n".join(lines)
