@@ -16,3 +16,225 @@ class DetectConfig:
     upsample: int = param(8, "upsampling factor for sub-sample peak alignment (1 = none)", low=1, high=64)
     noise_snippets: int = param(300, "spike-free snippets kept per electrode (noise covariance, denoising)", low=0)
     max_noise_chunks: int = param(20, "chunks sampled across the recording to estimate the noise", low=1)
+
+
+# --------------------------------------------------------------------------------------
+# Implementation
+# --------------------------------------------------------------------------------------
+import logging  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.interpolate import CubicSpline  # noqa: E402
+from scipy.ndimage import maximum_filter1d  # noqa: E402
+
+from .errors import RecordingError  # noqa: E402
+from .objects import Spikes  # noqa: E402
+from .recording import Recording, get_chunk_with_margin  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+#: MAD to σ for Gaussian noise: σ = median(|x|) / 0.6745 (Quiroga et al. 2004).
+MAD_TO_SIGMA = 0.6745
+
+
+def ms_to_samples(ms: float, fs: float) -> int:
+    return int(round(ms * 1e-3 * fs))
+
+
+def estimate_noise(rec: Recording, n_chunks: int = 20, chunk_samples: int | None = None) -> np.ndarray:
+    """Noise σ of each channel, ``median(|x|) / 0.6745``, over chunks spread across the recording.
+
+    Parameters
+    ----------
+    rec : Recording
+        A filtered recording (the median of the absolute value assumes zero mean).
+    n_chunks : int
+        Number of chunks sampled evenly across the recording.
+    chunk_samples : int, optional
+        Chunk length (default: 1 s).
+
+    Returns
+    -------
+    ndarray of shape (n_channels,), float32, µV
+    """
+    chunk_samples = int(chunk_samples or rec.fs)
+    chunk_samples = min(chunk_samples, rec.n_samples)
+    starts = np.unique(np.linspace(0, rec.n_samples - chunk_samples, max(1, n_chunks)).astype(np.int64))
+    mads = [np.median(np.abs(rec.get_traces(s, s + chunk_samples)), axis=0) for s in starts]
+    return (np.median(np.stack(mads), axis=0) / MAD_TO_SIGMA).astype(np.float32)
+
+
+def find_peaks(x: np.ndarray, thr: np.ndarray, polarity: str, dead: int) -> tuple[np.ndarray, np.ndarray]:
+    """Threshold-crossing extrema, at most one per ``dead`` samples on each channel.
+
+    A sample is a spike peak when it crosses the threshold, is a local extremum, and is
+    the largest within ±``dead`` samples on its channel.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_channels), µV
+    thr : ndarray of shape (n_channels,), µV (positive)
+    polarity : {"neg", "pos", "both"}
+    dead : int
+        Dead time in samples.
+
+    Returns
+    -------
+    t, ch : ndarray of int64
+        Sample (row of ``x``) and channel of each peak, sorted by time.
+    """
+    y = -x if polarity == "neg" else (x if polarity == "pos" else np.abs(x))
+    above = y > thr[None, :]
+    local = np.zeros_like(above)
+    local[1:-1] = (y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:])
+    cand = above & local
+    if dead > 0:
+        cand &= y >= maximum_filter1d(y, size=2 * dead + 1, axis=0, mode="nearest")
+    t, ch = np.nonzero(cand)
+    order = np.lexsort((ch, t))
+    return t[order].astype(np.int64), ch[order].astype(np.int64)
+
+
+def align_waveforms(x: np.ndarray, t: np.ndarray, ch: np.ndarray, pre: int, length: int,
+                    upsample: int, polarity: np.ndarray) -> np.ndarray:
+    """Cut waveforms centred on the sub-sample extremum near each peak.
+
+    The extremum is located on a cubic-spline upsampling (factor ``upsample``) within
+    ±0.5 sample of the integer peak; each waveform is then resampled so that the
+    extremum falls exactly on index ``pre``.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_channels)
+        Traces; every ``t - pre - 2 >= 0`` and ``t - pre + length + 2 <= n_samples``.
+    t, ch : ndarray of int64
+        Peak sample and channel of each spike.
+    pre, length : int
+        Samples before the peak, and waveform length.
+    upsample : int
+        Upsampling factor (1 = integer alignment).
+    polarity : ndarray of shape (n,), ±1
+        Sign of each spike's extremum (-1 for a trough).
+
+    Returns
+    -------
+    ndarray of shape (n, length), float32
+    """
+    pad = 2
+    idx = t[:, None] + np.arange(-pre - pad, length - pre + pad)[None, :]
+    snips = x[idx, ch[:, None]].astype(np.float64)
+    grid = np.arange(snips.shape[1], dtype=np.float64)
+    if upsample <= 1 or len(t) == 0:
+        return snips[:, pad:pad + length].astype(np.float32)
+    spline = CubicSpline(grid, snips, axis=1)
+    offsets = np.arange(-(upsample // 2), upsample // 2 + 1) / upsample
+    fine = spline(pre + pad + offsets)  # (n, n_offsets)
+    best = np.argmax(fine * polarity[:, None], axis=1)
+    out = np.empty((len(t), length), dtype=np.float32)
+    base = np.arange(length, dtype=np.float64) + pad
+    for k in np.unique(best):
+        sel = best == k
+        out[sel] = spline(base + offsets[k])[sel]
+    return out
+
+
+def _noise_positions(above_any: np.ndarray, length: int, n_want: int, lo: int, hi: int,
+                     rng: np.random.Generator) -> np.ndarray:
+    """Start samples of windows of ``length`` within [lo, hi) that contain no threshold crossing."""
+    if n_want <= 0 or hi - lo <= length:
+        return np.zeros(0, np.int64)
+    c = np.concatenate([[0], np.cumsum(above_any)])
+    starts = rng.integers(lo, hi - length, size=4 * n_want)
+    clean = (c[starts + length] - c[starts]) == 0
+    return np.sort(starts[clean][:n_want])
+
+
+def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, progress: bool = False,
+                  skip_channels=(), seed: int = 0) -> Spikes:
+    """Detect and align spikes in a (filtered) recording, chunk by chunk.
+
+    Noise σ per channel comes from the median absolute deviation; a spike is a
+    threshold crossing of ``config.threshold`` σ with the given polarity, at most one per
+    dead time per channel; each is aligned to its sub-sample extremum and cut to a fixed
+    window. Chunks are read with margins, and a peak belongs to the chunk that holds its
+    sample, so a spike on a chunk border is detected exactly once. Flat channels
+    (σ = 0) and ``skip_channels`` are skipped with a warning.
+
+    Parameters
+    ----------
+    rec : Recording
+        The preprocessed recording.
+    config : DetectConfig
+    chunk_s : float, default 1.0
+        Chunk length in seconds.
+    progress : bool
+        Show a progress bar.
+    skip_channels : sequence of int
+        Channel indices not to detect on.
+    seed : int
+        Seed for the choice of noise snippets.
+
+    Returns
+    -------
+    Spikes
+    """
+    fs = rec.fs
+    length = ms_to_samples(config.window_ms, fs)
+    pre = ms_to_samples(config.pre_ms, fs)
+    dead = ms_to_samples(config.dead_time_ms, fs)
+    if not 0 < pre < length:
+        raise RecordingError(f"detect.pre_ms={config.pre_ms} must be shorter than detect.window_ms={config.window_ms}")
+    chunk = max(int(chunk_s * fs), 4 * length)
+    if rec.n_samples < 2 * length + 8:
+        raise RecordingError(f"{rec.source}: recording too short ({rec.n_samples} samples); "
+                             f"need at least {2 * length + 8} samples to detect spikes")
+    noise = estimate_noise(rec, config.max_noise_chunks, int(fs))
+    skip = set(int(c) for c in skip_channels)
+    for c in np.nonzero(noise <= 0)[0]:
+        if int(c) not in skip:
+            log.warning("channel %s is flat (noise σ = 0): skipped; check the electrode or exclude it with "
+                        "--set input.channels=...", rec.channel_ids[c])
+        skip.add(int(c))
+    active = np.array([c not in skip for c in range(rec.n_channels)])
+    thr = np.where(active, config.threshold * noise, np.inf).astype(np.float32)
+    margin = max(dead, pre + 2, length - pre + 2) + 2
+    ranges = list(rec.chunks(chunk))
+    n_snip_chunk = int(np.ceil(config.noise_snippets / max(1, len(ranges))))
+    parts: dict[str, list] = {k: [] for k in ("t", "ch", "wf", "nz", "nze")}
+    it = ranges
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(ranges, desc="detect", unit="chunk")
+    sign = {"neg": -1.0, "pos": 1.0}
+    for ci, (start, stop) in enumerate(it):
+        x, left, _ = get_chunk_with_margin(rec, start, stop, margin)
+        t, ch = find_peaks(x, thr, config.polarity, dead)
+        g = t - left + start
+        keep = (g >= start) & (g < stop) & (g - pre - 2 >= 0) & (g - pre + length + 2 <= rec.n_samples)
+        t, ch = t[keep], ch[keep]
+        pol = (np.full(len(t), sign[config.polarity]) if config.polarity in sign
+               else np.sign(x[t, ch]).astype(np.float64))
+        parts["t"].append(t - left + start)
+        parts["ch"].append(ch)
+        parts["wf"].append(align_waveforms(x, t, ch, pre, length, config.upsample, pol))
+        if n_snip_chunk:
+            rng = np.random.default_rng([seed, ci])
+            above = np.abs(x) > (config.threshold * noise)[None, :]
+            for c in np.nonzero(active)[0]:
+                pos = _noise_positions(above[:, c], length, n_snip_chunk, left, left + (stop - start), rng)
+                if pos.size:
+                    parts["nz"].append(x[pos[:, None] + np.arange(length)[None, :], c])
+                    parts["nze"].append(np.full(pos.size, c, np.int64))
+    t = np.concatenate(parts["t"]) if parts["t"] else np.zeros(0, np.int64)
+    ch = np.concatenate(parts["ch"]) if parts["ch"] else np.zeros(0, np.int64)
+    wf = np.concatenate(parts["wf"]) if parts["wf"] else np.zeros((0, length), np.float32)
+    order = np.lexsort((ch, t))
+    nz = np.concatenate(parts["nz"]).astype(np.float32) if parts["nz"] else np.zeros((0, length), np.float32)
+    nze = np.concatenate(parts["nze"]) if parts["nze"] else np.zeros(0, np.int64)
+    spikes = Spikes(sample_index=t[order], electrode=ch[order], waveforms=wf[order],
+                    amplitude_uv=wf[order][:, pre] if len(t) else np.zeros(0, np.float32),
+                    noise_uv=noise, fs=fs, peak_index=pre, channel_ids=rec.channel_ids,
+                    noise_snippets=nz, noise_electrode=nze)
+    log.info("detected %d spikes on %d electrodes", spikes.n_spikes, int(active.sum()))
+    return spikes
