@@ -1,0 +1,48 @@
+"""The feature-extractor contract shared by PCA and the VAE (scikit-learn's estimator contract).
+
+``__init__`` only stores its configuration; ``fit(spikes)`` learns and sets attributes
+ending in ``_``; ``transform(spikes)`` returns an :class:`~spikevae.objects.Embedding`
+and mutates nothing; ``get_params()`` returns the configuration as a dict. Both see
+waveforms scaled by their electrode's noise σ (never per spike, so amplitude stays
+information), optionally noise-whitened.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..objects import Embedding, Spikes
+
+
+class FeatureExtractor:
+    """Base class: fit on Spikes, transform Spikes to an Embedding."""
+
+    method: str = ""
+
+    def fit(self, spikes: Spikes) -> "FeatureExtractor":
+        raise NotImplementedError
+
+    def transform(self, spikes: Spikes) -> Embedding:
+        raise NotImplementedError
+
+    def fit_transform(self, spikes: Spikes) -> Embedding:
+        return self.fit(spikes).transform(spikes)
+
+    def get_params(self) -> dict:
+        cfg = getattr(self, "config", None)
+        return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(vars(cfg or {}))
+
+
+def model_input(spikes: Spikes, whiten: bool = False) -> np.ndarray:
+    """The waveforms a feature extractor sees: noise-scaled, optionally noise-whitened.
+
+    Returns
+    -------
+    ndarray of shape (n_spikes, n_samples), float32, in units of noise σ
+    """
+    if whiten:
+        from ..whiten import whiten_waveforms
+
+        return np.asarray(whiten_waveforms(spikes), dtype=np.float32)
+    return spikes.scaled_waveforms()

@@ -1,0 +1,60 @@
+"""PCA features: the baseline every learned feature space is compared with.
+
+One PCA is fit on the noise-scaled waveforms of all electrodes pooled (a random
+subsample of at most ``max_fit_spikes``), with scikit-learn's exact ``full`` SVD
+solver so the result does not depend on a randomised solver (MountainSort5's
+``pca_solver`` makes the same choice for the same reason).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import param
+from ..errors import SpikevaeError
+from ..objects import Embedding, Spikes
+from .base import FeatureExtractor, model_input
+
+
+@dataclass
+class PCAParams:
+    n_components: int = param(5, "number of principal components", low=1, high=64)
+    whiten: bool = param(False, "noise-whiten waveforms first")
+    max_fit_spikes: int = param(200000, "fit on at most this many spikes (random subsample)", low=100)
+    seed: int = param(0, "seed of the fit subsample", low=0)
+
+
+class PCAFeatures(FeatureExtractor):
+    """Principal components of noise-scaled waveforms, fit on all electrodes pooled."""
+
+    method = "pca"
+
+    def __init__(self, config: PCAParams | None = None, **kwargs):
+        self.config = config if config is not None else PCAParams(**kwargs)
+
+    def fit(self, spikes: Spikes) -> "PCAFeatures":
+        from sklearn.decomposition import PCA
+
+        x = model_input(spikes, self.config.whiten)
+        k = self.config.n_components
+        if x.shape[0] < k + 1 or x.shape[1] < k:
+            raise SpikevaeError(f"PCA with {k} components needs more than {k} spikes of at least {k} samples; "
+                                f"got {x.shape[0]} spikes of {x.shape[1]} samples (lower features.n_components)")
+        rng = np.random.default_rng(self.config.seed)
+        if x.shape[0] > self.config.max_fit_spikes:
+            x = x[np.sort(rng.choice(x.shape[0], self.config.max_fit_spikes, replace=False))]
+        pca = PCA(n_components=k, svd_solver="full").fit(x)
+        self.mean_ = pca.mean_.astype(np.float32)
+        self.components_ = pca.components_.astype(np.float32)
+        self.explained_variance_ratio_ = pca.explained_variance_ratio_
+        self.fit_svd_solver_ = "full"
+        return self
+
+    def transform(self, spikes: Spikes) -> Embedding:
+        if not hasattr(self, "components_"):
+            raise SpikevaeError("PCAFeatures.transform called before fit")
+        x = model_input(spikes, self.config.whiten)
+        feats = (x - self.mean_) @ self.components_.T
+        params = self.get_params() | {"explained_variance_ratio": np.round(self.explained_variance_ratio_, 5).tolist()}
+        return Embedding(feats.astype(np.float32), "pca", params)
