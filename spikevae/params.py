@@ -26,6 +26,8 @@ class InputConfig:
     header_bytes: int = param(0, "bytes to skip at the start of a raw binary file", low=0)
     stream: str = param("", "neo stream to read (default: the one with the highest sampling rate)")
     channels: list = param([], "channel ids to keep (default: all)")
+    segment: int = param(0, "segment (block between recording pauses) of a multi-segment file", low=0)
+    gap_tolerance_ms: float = param(0.0, "Blackrock: split at timestamp gaps longer than this (0 = gaps are an error)", unit="ms", low=0)
 
 
 @dataclass
