@@ -1,0 +1,330 @@
+"""The pipeline, stage by stage: read -> preprocess -> detect -> features -> cluster -> outputs.
+
+Each stage's result is kept in the run store (``OUT/run.h5``) under the hash of the
+configuration that made it and of its input, so a rerun skips stages that are done
+and an interrupted run resumes at the first stage that is missing or out of date.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import config_hash, to_dict
+from .errors import SpikevaeError
+from .objects import Embedding, Sorting, Spikes
+from .params import PipelineConfig
+from .recording import Recording
+from .store import RunStore, atomic_path, check_writable, write_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a run produced (also in the run store and the output folder)."""
+
+    out_dir: Path
+    spikes: Spikes
+    embeddings: dict
+    sortings: dict
+    main_method: str
+    recording_info: dict
+    timings: dict = field(default_factory=dict)
+    skipped: list = field(default_factory=list)
+    scores: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+
+    @property
+    def sorting(self) -> Sorting:
+        return self.sortings[self.main_method]
+
+
+class _Timer:
+    """Wall time and peak resident memory of each stage."""
+
+    def __init__(self):
+        self.timings: dict[str, dict] = {}
+
+    def stage(self, name: str):
+        timer = self
+
+        class _Ctx:
+            def __enter__(self):
+                self.t0 = time.perf_counter()
+                log.info("stage %s ...", name)
+
+            def __exit__(self, *exc):
+                peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                timer.timings[name] = {"seconds": round(time.perf_counter() - self.t0, 3), "peak_rss_mb": round(peak_mb, 1)}
+                return False
+
+        return _Ctx()
+
+
+def input_identity(path) -> dict:
+    """What identifies an input file for caching: resolved path, size and modification time."""
+    p = Path(path).resolve()
+    st = p.stat()
+    return {"path": str(p), "size": st.st_size, "mtime": int(st.st_mtime)}
+
+
+def feature_methods(config: PipelineConfig) -> list[str]:
+    """The main feature method first, then the others of ``features.also``."""
+    out = [config.features.method]
+    out += [m for m in config.features.also if m not in out]
+    return out
+
+
+def open_input(path, config: PipelineConfig) -> Recording | Spikes:
+    """A Recording for trace files, or Spikes for a Blackrock ``.nev`` file."""
+    from .io import open_recording
+
+    p = Path(path)
+    if not p.exists():
+        raise SpikevaeError(f"{p}: file not found; check the path (spikevae info FILE tells what a file holds)")
+    if config.input.format == "nev" or (config.input.format == "auto" and p.suffix.lower() == ".nev"):
+        from .io.nev import read_nev
+
+        return read_nev(p)
+    return open_recording(p, config.input)
+
+
+def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spikes:
+    from .detect import detect_spikes
+    from .preprocess import preprocess
+
+    filtered = preprocess(rec, config.preprocess)
+    return detect_spikes(filtered, config.detect, chunk_s=config.run.chunk_s, progress=progress, seed=config.run.seed)
+
+
+def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir: Path, progress: bool) -> Embedding:
+    from .features import make_extractor
+
+    ex = make_extractor(method, config.features, seed=config.run.seed)
+    if method == "vae":
+        ex.configure_run(out_dir=out_dir, device=config.run.device, progress=progress)
+    emb = ex.fit(spikes).transform(spikes)
+    if method == "vae" and hasattr(ex, "save"):
+        ex.save(out_dir / "vae_model")
+    return emb
+
+
+def _cluster_stage(spikes: Spikes, emb: Embedding, config: PipelineConfig, progress: bool) -> Sorting:
+    from .cluster import cluster_spikes
+
+    return cluster_spikes(spikes, emb, config.cluster, progress=progress)
+
+
+def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: bool = False,
+                 force: bool = False, report: bool = True) -> RunResult:
+    """Sort a recording (path or Recording) with ``config``; write results into ``out_dir``.
+
+    Parameters
+    ----------
+    source : str, Path or Recording
+        A recording file (any supported format, or a Blackrock ``.nev``), or a Recording.
+    config : PipelineConfig
+    out_dir : path
+        Output folder (created). Holds ``run.h5``, ``sorting.npz``, ``units.csv``,
+        ``config.json``/``config.toml``, ``summary.json`` and the report.
+    gt : path or Sorting, optional
+        Ground truth to score against (``scores.json``).
+    progress : bool
+        Progress bars.
+    force : bool
+        Recompute every stage even when the store has it.
+    report : bool
+        Write quality metrics and the HTML report.
+
+    Returns
+    -------
+    RunResult
+    """
+    out = check_writable(out_dir)
+    store = RunStore(out)
+    timer = _Timer()
+    skipped: list[str] = []
+    cfg_dict = to_dict(config)
+
+    with timer.stage("read"):
+        data = source if isinstance(source, (Recording, Spikes)) else open_input(source, config)
+        ident = (input_identity(source) if not isinstance(source, (Recording, Spikes))
+                 else {"object": repr(source)})
+        if isinstance(data, Recording):
+            _validate_recording(data, config)
+            rec_info = data.describe()
+        else:
+            rec_info = {"source": str(source), "fs": data.fs, "n_channels": data.n_electrodes,
+                        "kind": "nev spikes", "n_spikes": data.n_spikes,
+                        "duration_s": float(data.sample_index.max() / data.fs) if data.n_spikes else 0.0}
+        rec_info["duration_s"] = float(rec_info.get("duration_s", 0.0))
+
+    spike_hash = config_hash({"input": ident, "in": cfg_dict["input"], "pre": cfg_dict["preprocess"],
+                              "det": cfg_dict["detect"], "chunk": config.run.chunk_s, "seed": config.run.seed})
+    with timer.stage("detect"):
+        if not force and store.has("spikes", spike_hash):
+            spikes = store.load_spikes()
+            skipped.append("detect")
+        else:
+            spikes = data if isinstance(data, Spikes) else _detect_stage(data, config, progress)
+            if spikes.n_spikes == 0:
+                raise SpikevaeError(f"{rec_info['source']}: no spikes detected at {config.detect.threshold} σ; "
+                                    "check the polarity (--set detect.polarity=both) or lower detect.threshold")
+            store.save_spikes(spikes, {k: cfg_dict[k] for k in ("input", "preprocess", "detect")}, spike_hash)
+
+    embeddings, sortings = {}, {}
+    for method in feature_methods(config):
+        fcfg = cfg_dict["features"] | {"method": method}
+        if method != "vae":
+            fcfg.pop("vae")
+        emb_hash = config_hash({"spikes": spike_hash, "features": fcfg, "seed": config.run.seed})
+        with timer.stage(f"features_{method}"):
+            if not force and store.has(f"embedding/{method}", emb_hash):
+                emb = store.load_embedding(method)
+                skipped.append(f"features_{method}")
+            else:
+                emb = _features_stage(spikes, method, config, out, progress)
+                store.save_embedding(emb, fcfg, emb_hash)
+        embeddings[method] = emb
+        clu_hash = config_hash({"embedding": emb_hash, "cluster": cfg_dict["cluster"]})
+        with timer.stage(f"cluster_{method}"):
+            if not force and store.has(f"sorting/{method}", clu_hash):
+                sorting = store.load_sorting(method)
+                skipped.append(f"cluster_{method}")
+            else:
+                sorting = _cluster_stage(spikes, emb, config, progress)
+                store.save_sorting(sorting, method, cfg_dict["cluster"], clu_hash)
+        sortings[method] = sorting
+
+    main = config.features.method
+    result = RunResult(out, spikes, embeddings, sortings, main, rec_info, timer.timings, skipped)
+    with timer.stage("outputs"):
+        write_outputs(result, config)
+        if gt is not None:
+            result.scores = score_run(result, gt)
+    if report:
+        with timer.stage("report"):
+            _write_quality_and_report(result, config)
+    store.set_root_attrs(recording=rec_info, config=cfg_dict, timings=timer.timings)
+    write_text(out / "summary.json", json.dumps(summary(result), indent=2))
+    return result
+
+
+def _validate_recording(rec: Recording, config: PipelineConfig) -> None:
+    window = int(round(config.detect.window_ms * 1e-3 * rec.fs))
+    if rec.n_samples == 0:
+        raise SpikevaeError(f"{rec.source}: the recording is empty (0 samples)")
+    if rec.n_samples < max(int(0.1 * rec.fs), 4 * window):
+        raise SpikevaeError(f"{rec.source}: recording too short ({rec.n_samples} samples, {rec.duration_s:.3f} s); "
+                            "spike sorting needs at least 0.1 s")
+    lo, _ = config.preprocess.band_hz()
+    if lo >= rec.fs / 2:
+        raise SpikevaeError(f"{rec.source}: sampling rate {rec.fs:g} Hz is too low for a {lo:g} Hz high-pass; "
+                            "is this a continuous neural stream? choose one with --set input.stream=...")
+
+
+def units_table(sorting: Sorting, spikes: Spikes, duration_s: float) -> list[dict]:
+    """One row per unit: unit, electrode, spike count, firing rate (Hz), median amplitude (µV)."""
+    key = {(int(t), int(e)): i for i, (t, e) in enumerate(zip(spikes.sample_index, spikes.electrode))}
+    rows = []
+    for u, e in sorting.unit_electrode().items():
+        sel = sorting.unit == u
+        idx = [key.get((int(t), int(el))) for t, el in zip(sorting.sample_index[sel], sorting.electrode[sel])]
+        idx = [i for i in idx if i is not None]
+        amp = float(np.median(spikes.amplitude_uv[idx])) if idx else float("nan")
+        rows.append({"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]), "n_spikes": int(sel.sum()),
+                     "firing_rate_hz": round(int(sel.sum()) / max(duration_s, 1e-9), 4), "amplitude_uv": round(amp, 2)})
+    return rows
+
+
+def write_csv(path, rows: list[dict]) -> None:
+    """Write dict rows as CSV, atomically."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def to_toml(d: dict, prefix: str = "") -> str:
+    """A nested dict of scalars and lists as TOML (enough for a resolved PipelineConfig)."""
+    lines, tables = [], []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            tables.append((k, v))
+        else:
+            lines.append(f"{k} = {json.dumps(v)}")
+    text = "\n".join(lines) + ("\n" if lines else "")
+    for k, v in tables:
+        name = f"{prefix}{k}"
+        text += f"\n[{name}]\n" + to_toml(v, name + ".")
+    return text
+
+
+def write_outputs(result: RunResult, config: PipelineConfig) -> None:
+    """sorting.npz (main method), sorting_<method>.npz, units.csv and the resolved configuration."""
+    out = result.out_dir
+    for method, s in result.sortings.items():
+        s.save_npz(out / f"sorting_{method}.npz")
+    result.sorting.save_npz(out / "sorting.npz")
+    write_csv(out / "units.csv", units_table(result.sorting, result.spikes, result.recording_info["duration_s"]))
+    cfg = to_dict(config)
+    write_text(out / "config.json", json.dumps(cfg, indent=2))
+    write_text(out / "config.toml", to_toml(cfg))
+
+
+def score_run(result: RunResult, gt) -> dict:
+    """Score every sorting of the run against ground truth; writes ``scores.json``."""
+    from .compare import compare_sortings
+
+    gt_sorting = gt if isinstance(gt, Sorting) else Sorting.load_npz(gt)
+    scores = {m: compare_sortings(gt_sorting, s) for m, s in result.sortings.items()}
+    write_text(result.out_dir / "scores.json", json.dumps(scores, indent=2))
+    return scores
+
+
+def _write_quality_and_report(result: RunResult, config: PipelineConfig) -> None:
+    try:
+        from . import report as report_mod
+        from .quality import compute_metrics, write_metrics
+    except ImportError as exc:  # the report needs matplotlib; the sorting does not
+        log.warning("quality report skipped: %s", exc)
+        return
+    dur = result.recording_info["duration_s"]
+    result.metrics = {m: compute_metrics(result.spikes, s, config.quality, dur) for m, s in result.sortings.items()}
+    write_metrics(result.out_dir, result.metrics[result.main_method])
+    report_mod.write_run_report(result)
+
+
+def summary(result: RunResult) -> dict:
+    """Counts and seconds per stage, for the terminal and ``summary.json``."""
+    s = result.sorting
+    out = {
+        "input": result.recording_info.get("source"),
+        "duration_s": result.recording_info.get("duration_s"),
+        "electrodes": int(result.spikes.n_electrodes),
+        "electrodes_with_spikes": int(np.unique(result.spikes.electrode).size),
+        "spikes": int(result.spikes.n_spikes),
+        "sorted_spikes": int((s.unit >= 0).sum()),
+        "units": int(len(s.unit_ids)),
+        "feature_method": result.main_method,
+        "units_per_method": {m: int(len(x.unit_ids)) for m, x in result.sortings.items()},
+        "stages": result.timings,
+        "skipped_stages": result.skipped,
+    }
+    if result.scores:
+        out["ground_truth"] = {m: {k: v[k] for k in ("mean_accuracy", "n_well_detected", "n_gt_units")}
+                               for m, v in result.scores.items()}
+    return out
