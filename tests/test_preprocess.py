@@ -1,0 +1,64 @@
+"""Bandpass physics and chunk invariance; common median reference."""
+import numpy as np
+import pytest
+
+from spikevae.errors import RecordingError
+from spikevae.preprocess import BandpassRecording, CommonMedianRecording, PreprocessConfig, preprocess
+from spikevae.recording import ArrayRecording
+
+FS = 30000.0
+
+
+def _noise(n=3 * 30000, c=3, seed=0):
+    return np.random.default_rng(seed).normal(0, 10, (n, c)).astype(np.float32)
+
+
+@pytest.mark.parametrize("chunk", [997, 4096, 30000, 45001])
+def test_chunked_filtering_equals_whole_trace(chunk):
+    x = _noise()
+    # a large spike straddling a chunk boundary
+    x[4090:4102, 1] -= 300
+    rec = BandpassRecording(ArrayRecording(x, FS), 300, 6000)
+    whole = rec.get_traces()
+    parts = np.concatenate([rec.get_traces(s, s + chunk) for s in range(0, rec.n_samples, chunk)])
+    assert parts.shape == whole.shape
+    m = rec.margin
+    err = np.abs(parts - whole)[m:-m].max()
+    assert err < 1e-3 * whole.std()
+
+
+def test_passband_gain_and_stopband_attenuation():
+    t = np.arange(int(FS)) / FS
+    for f, lo, hi in ((1000.0, 0.97, 1.03), (50.0, 0.0, 0.01), (12000.0, 0.0, 0.05)):
+        x = np.sin(2 * np.pi * f * t)[:, None].astype(np.float32)
+        y = BandpassRecording(ArrayRecording(x, FS), 300, 6000).get_traces()
+        gain = y[3000:-3000].std() / x[3000:-3000].std()
+        assert lo <= gain <= hi, (f, gain)
+
+
+def test_bands_presets():
+    assert PreprocessConfig(band="card").band_hz() == (250.0, 750.0)
+    assert PreprocessConfig(band="blackrock").band_hz() == (250.0, 7500.0)
+    assert PreprocessConfig(band="custom", freq_min=400, freq_max=5000).band_hz() == (400, 5000)
+
+
+def test_margin_is_five_periods_of_low_cutoff():
+    rec = BandpassRecording(ArrayRecording(_noise(), FS), 250, 7500)
+    assert rec.margin == int(np.ceil(5 * FS / 250))
+
+
+def test_common_median_reference_removes_shared_signal():
+    x = _noise(c=8)
+    shared = 50 * np.sin(np.arange(x.shape[0]) / 30.0).astype(np.float32)
+    rec = CommonMedianRecording(ArrayRecording(x + shared[:, None], FS))
+    y = rec.get_traces()
+    assert np.abs(np.corrcoef(y[:, 0], shared)[0, 1]) < 0.1
+    assert np.allclose(rec.get_traces(100, 200, [2, 5]), y[100:200, [2, 5]])
+
+
+def test_preprocess_chain_and_nan_error():
+    x = _noise()
+    x[5000, 2] = np.nan
+    rec = preprocess(ArrayRecording(x, FS, source="bad.dat"), PreprocessConfig(cmr=True))
+    with pytest.raises(RecordingError, match=r"bad.dat: channel 2 has a NaN sample at 0.1667 s"):
+        rec.get_traces(0, 10000)
