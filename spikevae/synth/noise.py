@@ -1,0 +1,142 @@
+"""Background noise for simulated recordings: 1/f plus white, coloured by a finite FIR filter.
+
+Noise is generated lazily in fixed blocks of ``block`` samples. White Gaussian noise of
+block ``j`` comes from ``np.random.default_rng([seed, 7, j])``; the coloured block ``j``
+is the FIR filter applied to the last ``taps - 1`` white samples of block ``j - 1``
+followed by block ``j`` (FFT convolution of a fixed size). Every output block is
+therefore computed the same way whichever range a caller asks for, so any sample's
+value does not depend on how reads are chunked (bit-identical).
+
+Spectrum (power, before the per-electrode scale)::
+
+    S(f) = (1 + (f_c / f) ** a) / (1 + (f / f_lp) ** 2)
+
+with ``f_c`` the corner where the 1/f part equals the white part and ``f_lp`` the
+amplifier's anti-aliasing roll-off. The FIR is scaled analytically so that the noise
+has σ = 1 after the zero-phase 300-6000 Hz Butterworth bandpass that defines SNR;
+each electrode then multiplies it by its own σ in µV.
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import signal
+
+from ..recording import Recording
+
+_WHITE_STREAM = 7  # entropy word that separates noise blocks from other random streams
+
+
+def noise_psd(freqs_hz: np.ndarray, pink_exponent: float, corner_hz: float, lowpass_hz: float) -> np.ndarray:
+    """Relative power spectral density S(f) of the simulated noise (white level 1 at mid frequencies)."""
+    f = np.maximum(np.asarray(freqs_hz, float), 1.0)
+    return (1.0 + (corner_hz / f) ** pink_exponent) / (1.0 + (f / lowpass_hz) ** 2)
+
+
+def filtered_impulse(h: np.ndarray, fs: float, band: tuple[float, float], order: int = 3) -> np.ndarray:
+    """Impulse response of FIR ``h`` followed by the zero-phase bandpass (padded by 0.1 s each side)."""
+    sos = signal.butter(order, band, btype="bandpass", fs=fs, output="sos")
+    pad = int(0.1 * fs)
+    return signal.sosfiltfilt(sos, np.pad(h, (pad, pad)))
+
+
+def colouring_fir(fs: float, taps: int, pink_exponent: float, corner_hz: float, lowpass_hz: float,
+                  band: tuple[float, float], order: int = 3) -> np.ndarray:
+    """FIR filter whose output, for unit white input, has the spectrum S(f) and σ = 1 in ``band``.
+
+    Frequency sampling of sqrt(S) (zero phase), centred and Hann-windowed, then scaled so
+    that the bandpass-filtered output has unit variance (σ² = Σ h_eff², Parseval).
+
+    Returns
+    -------
+    ndarray of shape (taps,), float64
+    """
+    freqs = np.fft.rfftfreq(taps, 1.0 / fs)
+    h = np.fft.irfft(np.sqrt(noise_psd(freqs, pink_exponent, corner_hz, lowpass_hz)), taps)
+    h = np.roll(h, taps // 2) * np.hanning(taps)
+    return h / np.sqrt(np.sum(filtered_impulse(h, fs, band, order) ** 2))
+
+
+class BlockNoise:
+    """Coloured Gaussian noise, generated block by block from (seed, block index).
+
+    Parameters
+    ----------
+    seed : int
+    n_channels : int
+    fir : ndarray of shape (taps,)
+        Colouring filter (unit σ after the SNR bandpass, see :func:`colouring_fir`).
+    scale_uv : ndarray of shape (n_channels,), µV
+        σ of each channel after the SNR bandpass.
+    block : int
+        Samples per block (larger than ``taps``).
+    common_fraction : float
+        Fraction of each channel's variance that is shared by all channels.
+    """
+
+    def __init__(self, seed: int, n_channels: int, fir: np.ndarray, scale_uv: np.ndarray, block: int,
+                 common_fraction: float = 0.0):
+        self.seed, self.n_channels, self.block = int(seed), int(n_channels), int(block)
+        self.fir = np.asarray(fir, float)
+        self.scale_uv = np.asarray(scale_uv, float)
+        self.common_fraction = float(common_fraction)
+        self._white_cache: dict[int, np.ndarray] = {}
+
+    def _white(self, j: int) -> np.ndarray:
+        """White noise of block j (j >= -1), shape (block, n_channels + 1), float32; cached (2 blocks)."""
+        if j not in self._white_cache:
+            rng = np.random.default_rng([self.seed, _WHITE_STREAM, j + 1])
+            if len(self._white_cache) >= 2:
+                self._white_cache.pop(min(self._white_cache))
+            self._white_cache[j] = rng.standard_normal((self.block, self.n_channels + 1), dtype=np.float32)
+        return self._white_cache[j]
+
+    def block_uv(self, j: int) -> np.ndarray:
+        """Noise of block j, shape (block, n_channels), float64, µV."""
+        k = self.fir.shape[0]
+        w = np.concatenate([self._white(j - 1)[self.block - (k - 1):], self._white(j)], axis=0)
+        y = signal.fftconvolve(w.astype(np.float64), self.fir[:, None], mode="valid", axes=0)
+        c = self.common_fraction
+        out = np.sqrt(1.0 - c) * y[:, :self.n_channels]
+        if c > 0:
+            out += np.sqrt(c) * y[:, self.n_channels:]
+        return out * self.scale_uv
+
+
+class RecordedNoise:
+    """Noise taken from a real (or any) Recording, tiled in time and over channels.
+
+    Sample ``t`` of channel ``e`` is sample ``t mod n`` of channel ``e mod n_channels``
+    of the source, so the noise is as long as the simulation needs.
+    """
+
+    def __init__(self, source: Recording, n_channels: int, block: int):
+        self.source, self.n_channels, self.block = source, int(n_channels), int(block)
+        self.channels = np.arange(n_channels) % source.n_channels
+
+    def block_uv(self, j: int) -> np.ndarray:
+        n = self.source.n_samples
+        idx = np.arange(j * self.block, (j + 1) * self.block) % n
+        out = np.empty((self.block, self.n_channels), np.float64)
+        pos = 0
+        while pos < self.block:  # contiguous runs of the source, wrapping at its end
+            start = int(idx[pos])
+            run = min(self.block - pos, n - start)
+            out[pos:pos + run] = self.source.get_traces(start, start + run, self.channels)
+            pos += run
+        return out
+
+
+def measured_sigma(x: np.ndarray, fs: float, band: tuple[float, float], order: int = 3) -> np.ndarray:
+    """Robust σ (median |x| / 0.6745) of each column of ``x`` after the zero-phase bandpass.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_channels), µV
+
+    Returns
+    -------
+    ndarray of shape (n_channels,), µV
+    """
+    sos = signal.butter(order, band, btype="bandpass", fs=fs, output="sos")
+    y = signal.sosfiltfilt(sos, np.asarray(x, float), axis=0)
+    return np.median(np.abs(y), axis=0) / 0.6745
