@@ -1,14 +1,77 @@
-"""Configuration of the clustering stage (initial clusterer + refinement)."""
+"""Configuration of the clustering stage: initial clusterer, refinement, overlaps.
+
+Defaults come from measurements on Utah-like ground truth (see
+``benchmarks/bench_cluster.py`` and the report notes): a BIC-sized full-covariance
+Gaussian mixture on 5 principal components, BIC-tested merges on the discriminant
+direction, and linear-discriminant relabelling iterated until the labels settle.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import param
+from ..config import param, section
+
+
+@dataclass
+class HDBSCANConfig:
+    min_cluster_size: int = param(25, "smallest cluster HDBSCAN reports", low=2)
+    min_samples: int = param(10, "HDBSCAN density smoothing (neighbours)", low=1)
+    selection: str = param("eom", "HDBSCAN cluster selection", choices=("eom", "leaf"))
+
+
+@dataclass
+class IsosplitConfig:
+    min_cluster_size: int = param(10, "clusters smaller than this are left unsorted", low=1)
+
+
+@dataclass
+class MixtureConfig:
+    max_components: int = param(8, "largest number of Gaussian components tried (chosen by BIC)", low=1, high=40)
+    covariance: str = param("full", "covariance type of each component", choices=("full", "diag", "tied"))
+    criterion: str = param("bic", "model-size criterion", choices=("bic", "aic"))
+    bic_fit_spikes: int = param(4000, "spikes used to pick the number of components (subsample)", low=50)
+    n_init: int = param(1, "EM restarts per candidate size", low=1, high=20)
+    reg_covar: float = param(1e-3, "added to covariance diagonals (feature units squared)", low=0)
+
+
+@dataclass
+class RefineConfig:
+    enabled: bool = param(True, "run merge/split/relabel refinement after the initial clusterer")
+    n_rounds: int = param(3, "merge/split/relabel rounds (stops early when labels settle)", low=0, high=50)
+    merge: bool = param(True, "merge unit pairs that one Gaussian explains as well as two on their discriminant axis")
+    merge_sample: int = param(400, "points per merge test (fixed-size subsample; fewer points merge more)", low=20)
+    merge_bic_margin: float = param(0.0, "merge when BIC(2) - BIC(1) > -margin", low=-1e6)
+    split: bool = param(True, "split units whose discriminant projection is clearly bimodal")
+    split_sample: int = param(400, "points per split test", low=20)
+    split_bic_margin: float = param(25.0, "split only when BIC(1) - BIC(2) exceeds this", low=0)
+    classifier: str = param("lda", "relabelling discriminant", choices=("lda", "qda"))
+    min_posterior: float = param(0.5, "spikes whose best class posterior is below this stay unsorted", low=0, high=1)
+    gate_p: float = param(1e-4, "chi-square gate: spikes farther from their unit than this tail probability stay unsorted (0 = no gate)", low=0, high=0.5)
+    min_unit_snr: float = param(3.0, "units whose mean waveform peak is below this many noise σ are dissolved", low=0)
+    min_unit_spikes: int = param(20, "units with fewer spikes are dissolved", low=1)
+    tol: float = param(0.002, "stop when fewer than this fraction of labels change in a round", low=0, high=1)
+
+
+@dataclass
+class OverlapConfig:
+    enabled: bool = param(True, "resolve overlapping spikes of two units on one electrode")
+    max_shift_ms: float = param(1.0, "largest offset of the second spike", unit="ms", low=0.05, high=3)
+    min_gain: float = param(30.0, "minimum drop of the residual energy (noise σ² summed over samples) for a second spike", low=0)
+    min_excess: float = param(3.0, "only spikes whose single-template residual exceeds L + this × sqrt(2L) are examined", low=0)
+    min_separation_ms: float = param(0.3, "no extra spike within this of an existing detection on the electrode", unit="ms", low=0)
 
 
 @dataclass
 class ClusterConfig:
     method: str = param("mixture", "initial clusterer, per electrode",
                         choices=("hdbscan", "isosplit", "mixture"))
+    n_features: int = param(0, "leading features used for clustering (0 = all)", low=0)
+    min_spikes: int = param(30, "electrodes with fewer spikes are left unsorted", low=1)
     max_fit_spikes: int = param(20000, "electrodes with more spikes are fit on a random subsample, the rest assigned", low=100)
     seed: int = param(0, "random seed for subsampling and initialisation", low=0)
+    n_jobs: int = param(1, "parallel workers over electrodes (1 = serial)", low=1, high=256)
+    hdbscan: HDBSCANConfig = section(HDBSCANConfig, "HDBSCAN initial clusterer")
+    isosplit: IsosplitConfig = section(IsosplitConfig, "isosplit6 initial clusterer")
+    mixture: MixtureConfig = section(MixtureConfig, "Gaussian mixture initial clusterer")
+    refine: RefineConfig = section(RefineConfig, "merge, split and discriminant relabelling")
+    overlap: OverlapConfig = section(OverlapConfig, "overlapping-spike resolution")

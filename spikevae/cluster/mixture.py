@@ -1,0 +1,56 @@
+"""Gaussian mixture per electrode, its size chosen by BIC (scikit-learn, full covariance).
+
+Units of one Utah electrode often differ mainly in amplitude; in feature space
+they are elongated, overlapping clouds that density clustering merges and a
+full-covariance mixture separates (issue 7: 0.73-0.82 against HDBSCAN's 0.43-0.54).
+The size is chosen on a subsample of ``bic_fit_spikes`` points; the chosen model
+is then refit on all points given to it.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .base import BaseClusterer, relabel_consecutive
+
+
+def fit_mixture(x: np.ndarray, k: int, cfg, seed: int):
+    """A fitted ``GaussianMixture`` with ``k`` components."""
+    from sklearn.mixture import GaussianMixture
+
+    return GaussianMixture(n_components=k, covariance_type=cfg.covariance, reg_covar=cfg.reg_covar,
+                           n_init=cfg.n_init, max_iter=200, random_state=seed).fit(x)
+
+
+def select_size(x: np.ndarray, cfg, seed: int) -> int:
+    """Number of components with the lowest BIC (or AIC), trying 1, 2, ... and stopping
+    after two sizes in a row do not improve."""
+    best_k, best, worse = 1, np.inf, 0
+    for k in range(1, min(cfg.max_components, max(1, x.shape[0] // 10)) + 1):
+        gm = fit_mixture(x, k, cfg, seed)
+        score = gm.bic(x) if cfg.criterion == "bic" else gm.aic(x)
+        if score < best:
+            best_k, best, worse = k, score, 0
+        else:
+            worse += 1
+            if worse >= 2:
+                break
+    return best_k
+
+
+class MixtureClusterer(BaseClusterer):
+    name = "mixture"
+    params_doc = "cluster.mixture.max_components, covariance, criterion, bic_fit_spikes, n_init, reg_covar"
+
+    def fit_predict(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config.mixture
+        x = np.asarray(x, dtype=np.float64)
+        n = x.shape[0]
+        if n < 2 * x.shape[1] + 2:
+            return np.zeros(n, dtype=np.int64)
+        seed = int(rng.integers(2**31 - 1))
+        sub = x if n <= cfg.bic_fit_spikes else x[rng.choice(n, cfg.bic_fit_spikes, replace=False)]
+        k = select_size(sub, cfg, seed)
+        if k == 1:
+            return np.zeros(n, dtype=np.int64)
+        gm = fit_mixture(x, k, cfg, seed)
+        return relabel_consecutive(gm.predict(x))

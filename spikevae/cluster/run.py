@@ -1,0 +1,171 @@
+"""``cluster_spikes``: per-electrode clustering, refinement and overlap resolution.
+
+Electrode by electrode (Utah electrodes are 400 µm apart, so a neuron is seen on
+one): initial clusterer (``config.method``) on at most ``max_fit_spikes`` spikes,
+then refinement, which also assigns the spikes left out of the fit, then overlap
+resolution. Each electrode draws its own generator from (seed, electrode), so
+results do not depend on ``n_jobs`` or on the order of electrodes.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from ..objects import Embedding, Sorting, Spikes
+from .base import get_clusterer, relabel_consecutive
+from .overlap import resolve_overlaps
+from .refine import Discriminant, refine
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass
+class ElectrodeResult:
+    """Labels of one electrode (local ids 0..k-1, -1 unsorted), extra overlap spikes, and what was done."""
+
+    labels: np.ndarray
+    extra_index: np.ndarray
+    extra_unit: np.ndarray
+    stats: dict
+
+
+def _empty_result(n: int, reason: str) -> ElectrodeResult:
+    z = np.zeros(0, dtype=np.int64)
+    return ElectrodeResult(np.full(n, -1, dtype=np.int64), z, z, {"skipped": reason, "n_spikes": n})
+
+
+def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, peak_index: int,
+                      fs: float, config, seed: tuple[int, int]) -> ElectrodeResult:
+    """Cluster one electrode.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n, d), the electrode's features
+    wf : ndarray of shape (n, L), noise-scaled waveforms (σ = 1)
+    sample_index : ndarray of shape (n,), int64
+    peak_index : int, index of the aligned extremum in ``wf``
+    fs : float, Hz
+    config : ClusterConfig
+    seed : (base seed, electrode index)
+    """
+    n = x.shape[0]
+    if n < config.min_spikes:
+        return _empty_result(n, f"fewer than {config.min_spikes} spikes")
+    rng = np.random.default_rng(list(seed))
+    t0 = time.perf_counter()
+    fit = np.arange(n) if n <= config.max_fit_spikes else np.sort(rng.choice(n, config.max_fit_spikes, replace=False))
+    labels = np.full(n, -1, dtype=np.int64)
+    labels[fit] = get_clusterer(config).fit_predict(x[fit], rng)
+    st = {"n_spikes": n, "n_initial_units": int(len(np.unique(labels[labels >= 0])))}
+    st["t_initial_s"] = time.perf_counter() - t0
+    peak = wf[:, peak_index]
+    if config.refine.enabled:
+        labels, rs = refine(x, labels, peak, config.refine, rng)
+        st.update(rs)
+    elif fit.size < n and (labels >= 0).any():
+        rest = np.setdiff1d(np.arange(n), fit)
+        known = labels >= 0
+        labels[rest] = Discriminant("lda").fit(x[known], labels[known]).predict(x[rest])[0]
+    labels = relabel_consecutive(labels)
+    st["t_refine_s"] = time.perf_counter() - t0 - st["t_initial_s"]
+    extra_t = extra_u = np.zeros(0, dtype=np.int64)
+    if config.overlap.enabled:
+        before = labels.copy()
+        labels, extra_t, extra_u = resolve_overlaps(wf, sample_index, labels, fs, config.overlap)
+        st["overlap_relabelled"] = int((before != labels).sum())
+        st["overlap_extra"] = int(extra_t.size)
+    st["n_units"] = int(len(np.unique(labels[labels >= 0])))
+    st["t_total_s"] = time.perf_counter() - t0
+    return ElectrodeResult(labels, extra_t, extra_u, st)
+
+
+def _features(embedding: Embedding, n_features: int) -> np.ndarray:
+    x = embedding.features
+    return x if n_features <= 0 else x[:, :n_features]
+
+
+def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool = False) -> Sorting:
+    """Sort the spikes of every electrode into units.
+
+    Parameters
+    ----------
+    spikes : Spikes
+        Detected, aligned spikes (waveforms are used for unit SNR and overlaps).
+    embedding : Embedding
+        Features of the same spikes, in the same order.
+    config : ClusterConfig
+    progress : bool, default False
+        Show a progress bar over electrodes.
+
+    Returns
+    -------
+    Sorting
+        The first ``spikes.n_spikes`` entries are the detected spikes in their
+        order; entries after that are extra spikes found inside overlapping
+        waveforms (``params["n_detected"]`` marks where they start and
+        ``params["n_overlap_extra"]`` counts them): they have a sample index,
+        an electrode and a unit, but no waveform or features. Unit ids are unique
+        across the array; -1 means unsorted. ``params`` holds the resolved config
+        and, per electrode, what each stage did.
+
+    Raises
+    ------
+    SpikevaeConfigError
+        For an unknown ``config.method`` (the message lists the valid names).
+    ValueError
+        If the embedding and the spikes differ in length.
+    """
+    if embedding.n_spikes != spikes.n_spikes:
+        raise ValueError(f"embedding has {embedding.n_spikes} rows but there are {spikes.n_spikes} spikes")
+    get_clusterer(config)  # fail early on an unknown method
+    x = _features(embedding, config.n_features)
+    wf = spikes.scaled_waveforms()
+    electrodes = np.unique(spikes.electrode)
+    groups = [np.flatnonzero(spikes.electrode == e) for e in electrodes]
+    jobs = [(x[g], wf[g], spikes.sample_index[g], spikes.peak_index, spikes.fs, config, (config.seed, int(e)))
+            for e, g in zip(electrodes, groups)]
+    t0 = time.perf_counter()
+    results = _run_jobs(jobs, config.n_jobs, progress)
+    return _assemble(spikes, config, electrodes, groups, results, time.perf_counter() - t0)
+
+
+def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
+    if n_jobs > 1 and len(jobs) > 1:
+        from joblib import Parallel, delayed
+
+        return Parallel(n_jobs=n_jobs)(delayed(cluster_electrode)(*j) for j in jobs)
+    if progress:
+        from tqdm import tqdm
+
+        jobs = tqdm(jobs, desc="cluster", unit="electrode")
+    return [cluster_electrode(*j) for j in jobs]
+
+
+def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: float) -> Sorting:
+    unit = np.full(spikes.n_spikes, -1, dtype=np.int64)
+    extra_t, extra_e, extra_u, per_electrode = [], [], [], {}
+    next_id = 0
+    for e, g, r in zip(electrodes, groups, results):
+        k = int(r.labels.max()) + 1 if r.labels.size else 0
+        unit[g] = np.where(r.labels >= 0, r.labels + next_id, -1)
+        extra_t.append(r.extra_index)
+        extra_e.append(np.full(r.extra_index.size, e, dtype=np.int64))
+        extra_u.append(np.where(r.extra_unit >= 0, r.extra_unit + next_id, -1))
+        next_id += max(k, 0)
+        per_electrode[str(spikes.channel_ids[e])] = r.stats
+    totals = {k: int(sum(s.get(k, 0) for s in per_electrode.values()))
+              for k in ("merges", "splits", "dissolved", "overlap_relabelled", "overlap_extra", "n_initial_units", "n_units")}
+    et = np.concatenate(extra_t) if extra_t else np.zeros(0, dtype=np.int64)
+    params = {"config": dataclasses.asdict(config), "n_detected": spikes.n_spikes, "n_overlap_extra": int(et.size),
+              "totals": totals, "electrodes": per_electrode, "elapsed_s": elapsed}
+    log.info("clustered %d spikes on %d electrodes into %d units in %.1f s (%d merges, %d splits, %d overlap spikes)",
+             spikes.n_spikes, len(electrodes), totals["n_units"], elapsed, totals["merges"], totals["splits"], et.size)
+    return Sorting(
+        sample_index=np.concatenate([spikes.sample_index, et]),
+        electrode=np.concatenate([spikes.electrode] + extra_e),
+        unit=np.concatenate([unit] + extra_u),
+        fs=spikes.fs, params=params,
+    )

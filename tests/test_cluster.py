@@ -1,0 +1,248 @@
+"""Per-electrode clustering, refinement and overlaps, each on a small simulation.
+
+The simulations here are built from templates + per-spike amplitude jitter +
+temporally correlated Gaussian noise, so every expected label is known.
+"""
+import numpy as np
+import pytest
+
+from spikevae.cluster import ClusterConfig, cluster_spikes, clusterer_registry, get_clusterer
+from spikevae.cluster.refine import bic_one_minus_two
+from spikevae.errors import SpikevaeConfigError
+from spikevae.objects import Embedding, Spikes
+
+L, PEAK, FS = 48, 15, 30000.0
+
+
+def template(width=2.5, rebound=0.35, rebound_delay=8.0):
+    """A negative spike of peak -1 at PEAK with a slower positive rebound."""
+    t = np.arange(L, dtype=np.float64)
+    w = -np.exp(-0.5 * ((t - PEAK) / width) ** 2) + rebound * np.exp(-0.5 * ((t - PEAK - rebound_delay) / (2.5 * width)) ** 2)
+    return w / -w[PEAK]
+
+
+def noise(rng, n, sigma=1.0, corr=0.0):
+    """Gaussian noise of standard deviation ``sigma`` per sample, white or, with ``corr`` > 0,
+    smoothed by a Gaussian kernel of ``corr`` samples (temporally correlated)."""
+    if corr <= 0:
+        return sigma * rng.normal(size=(n, L))
+    k = np.exp(-0.5 * (np.arange(-3, 4) / corr) ** 2)
+    raw = rng.normal(size=(n, L + 6))
+    out = np.stack([np.convolve(r, k, mode="valid") for r in raw])
+    return sigma * out / out.std()
+
+
+def make_electrode(rng, units, jitter=0.05, sigma=10.0):
+    """Waveforms (µV) and true labels of one electrode.
+
+    units : list of (template, snr, n_spikes); snr = peak / sigma.
+    """
+    wf, lab = [], []
+    for k, (tpl, snr, n) in enumerate(units):
+        scale = 1 + jitter * rng.normal(size=(n, 1))
+        wf.append(scale * snr * sigma * tpl[None] + noise(rng, n, sigma))
+        lab.append(np.full(n, k))
+    return np.concatenate(wf), np.concatenate(lab)
+
+
+def make_spikes(electrodes, sigma=10.0, seed=0, gap=100):
+    """Spikes over several electrodes from lists of (waveforms, labels) per electrode.
+
+    Returns Spikes and the true label of each spike (unique across electrodes).
+    """
+    wf, el, truth, offset = [], [], [], 0
+    for e, (w, lab) in enumerate(electrodes):
+        wf.append(w)
+        el.append(np.full(len(w), e))
+        truth.append(lab + offset)
+        offset += (lab.max() + 1) if len(lab) else 0
+    wf = np.concatenate(wf) if wf else np.zeros((0, L))
+    n = len(wf)
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.integers(gap, 3 * gap, size=n)).astype(np.int64)
+    spikes = Spikes(t, np.concatenate(el) if el else np.zeros(0), wf, wf[:, PEAK] if n else np.zeros(0),
+                    np.full(max(len(electrodes), 1), sigma), FS, PEAK, [f"e{i}" for i in range(max(len(electrodes), 1))])
+    return spikes, (np.concatenate(truth) if truth else np.zeros(0, dtype=int))
+
+
+def pca_embedding(spikes, k=5):
+    """PCA fit on all electrodes pooled, on noise-scaled waveforms (the project's convention)."""
+    from sklearn.decomposition import PCA
+
+    x = spikes.scaled_waveforms()
+    return Embedding(PCA(k, random_state=0).fit_transform(x), "pca")
+
+
+def unit_accuracies(truth, unit):
+    """For each true unit, the best accuracy TP / (TP + FN + FP) over sorted units, one-to-one."""
+    from scipy.optimize import linear_sum_assignment
+
+    gts = np.unique(truth)
+    sus = np.unique(unit[unit >= 0])
+    if sus.size == 0:
+        return np.zeros(gts.size)
+    acc = np.zeros((gts.size, sus.size))
+    for i, g in enumerate(gts):
+        for j, s in enumerate(sus):
+            tp = np.sum((truth == g) & (unit == s))
+            acc[i, j] = tp / (np.sum(truth == g) + np.sum(unit == s) - tp)
+    r, c = linear_sum_assignment(-acc)
+    out = np.zeros(gts.size)
+    out[r] = acc[r, c]
+    return out
+
+
+def sort(spikes, **overrides):
+    cfg = ClusterConfig()
+    for k, v in overrides.items():
+        obj = cfg
+        *head, last = k.split("__")
+        for h in head:
+            obj = getattr(obj, h)
+        setattr(obj, last, v)
+    return cluster_spikes(spikes, pca_embedding(spikes), cfg)
+
+
+def test_amplitude_only_units_are_separated():
+    """Two units whose templates differ only by a 25 % scale (SNR 10, 5 % jitter)."""
+    rng = np.random.default_rng(1)
+    tpl = template()
+    spikes, truth = make_spikes([make_electrode(rng, [(tpl, 10.0, 600), (tpl, 12.5, 600)], jitter=0.05)])
+    sorting = sort(spikes)
+    acc = unit_accuracies(truth, sorting.unit[: spikes.n_spikes])
+    assert len(sorting.unit_ids) == 2
+    assert acc.min() >= 0.9, acc
+
+
+def test_different_shapes_equal_amplitude_are_separated():
+    rng = np.random.default_rng(2)
+    spikes, truth = make_spikes([make_electrode(rng, [(template(1.5, 0.3, 7), 6.0, 500),
+                                                      (template(3.5, 0.6, 12), 6.0, 500)])])
+    acc = unit_accuracies(truth, sort(spikes).unit[: spikes.n_spikes])
+    assert acc.min() >= 0.9, acc
+
+
+@pytest.mark.parametrize("snr,jitter,seed", [(4.0, 0.1, 3), (8.0, 0.07, 4), (20.0, 0.1, 5)])
+def test_single_unit_is_never_split(snr, jitter, seed):
+    rng = np.random.default_rng(seed)
+    spikes, truth = make_spikes([make_electrode(rng, [(template(), snr, 1500)], jitter=jitter)])
+    sorting = sort(spikes)
+    assert len(sorting.unit_ids) == 1
+    assert np.mean(sorting.unit[: spikes.n_spikes] >= 0) > 0.95
+
+
+def test_pure_noise_stays_unsorted():
+    rng = np.random.default_rng(6)
+    w = noise(rng, 800, 10.0)
+    spikes, _ = make_spikes([(w, np.zeros(len(w), dtype=int))])
+    sorting = sort(spikes)
+    assert len(sorting.unit_ids) == 0
+    assert np.all(sorting.unit == -1)
+
+
+def test_noise_is_not_absorbed_by_a_unit():
+    """Noise snippets beside a real unit are mostly left unsorted (the chi-square gate)."""
+    rng = np.random.default_rng(7)
+    w_unit, _ = make_electrode(rng, [(template(), 8.0, 800)])
+    w_noise = noise(rng, 200, 10.0)
+    spikes, _ = make_spikes([(np.concatenate([w_unit, w_noise]), np.r_[np.zeros(800, int), np.ones(200, int)])])
+    unit = sort(spikes).unit[: spikes.n_spikes]
+    assert np.mean(unit[:800] >= 0) > 0.95
+    assert np.mean(unit[800:] >= 0) < 0.1
+
+
+def test_overlapping_pair_yields_both_spikes():
+    """Two units firing 0.3 ms apart: one detection, two labelled spikes."""
+    rng = np.random.default_rng(8)
+    ta, tb = template(1.5, 0.3, 7), template(3.5, 0.6, 12)
+    w, lab = make_electrode(rng, [(ta, 10.0, 500), (tb, 7.0, 500)])
+    shift = 9  # 0.3 ms at 30 kHz
+    n_ov = 40
+    tb_shift = np.zeros(L)
+    tb_shift[shift:] = 7.0 * 10.0 * tb[:-shift]
+    ov = 10.0 * 10.0 * ta[None] + tb_shift[None] + noise(rng, n_ov, 10.0)
+    spikes, truth = make_spikes([(np.concatenate([w, ov]), np.r_[lab, np.full(n_ov, 2)])])
+    sorting = sort(spikes)
+    unit = sorting.unit
+    n = spikes.n_spikes
+    ua = np.bincount(unit[:500][unit[:500] >= 0]).argmax()
+    ub = np.bincount(unit[500:1000][unit[500:1000] >= 0]).argmax()
+    assert ua != ub
+    ov_idx = np.arange(1000, n)
+    extra_t, extra_u = sorting.sample_index[n:], unit[n:]
+    assert sorting.params["n_overlap_extra"] == len(extra_t)
+    found = 0
+    for i in ov_idx:
+        t_b = spikes.sample_index[i] + shift
+        hit = np.flatnonzero(np.abs(extra_t - t_b) <= 12)
+        found += int(unit[i] == ua and hit.size == 1 and extra_u[hit[0]] == ub)
+    assert found >= 0.9 * n_ov, found
+    assert len(extra_t) <= n_ov + 10  # isolated spikes do not produce extra spikes
+
+
+def test_electrodes_with_zero_one_or_few_spikes_and_unique_ids():
+    rng = np.random.default_rng(9)
+    big = make_electrode(rng, [(template(), 10.0, 300), (template(3.5, 0.6, 12), 8.0, 300)])
+    one = make_electrode(rng, [(template(), 10.0, 1)])
+    few = make_electrode(rng, [(template(), 10.0, 10)])
+    big2 = make_electrode(rng, [(template(), 9.0, 300)])
+    spikes, truth = make_spikes([big, one, few, big2])
+    # an electrode with no spikes: declare 5 electrodes, use 4
+    spikes = Spikes(spikes.sample_index, spikes.electrode, spikes.waveforms, spikes.amplitude_uv,
+                    np.full(5, 10.0), FS, PEAK, [f"e{i}" for i in range(5)])
+    sorting = sort(spikes)
+    assert np.all(sorting.unit[spikes.electrode == 1] == -1)
+    assert np.all(sorting.unit[spikes.electrode == 2] == -1)
+    per_unit_electrodes = {u: np.unique(sorting.electrode[sorting.unit == u]) for u in sorting.unit_ids}
+    assert all(len(v) == 1 for v in per_unit_electrodes.values())
+    assert {int(v[0]) for v in per_unit_electrodes.values()} == {0, 3}
+    assert len(sorting.unit_ids) == 3
+    assert sorting.params["electrodes"]["e1"]["skipped"].startswith("fewer than")
+
+
+def test_subsampled_fit_assigns_every_spike_and_jobs_agree():
+    rng = np.random.default_rng(10)
+    e0 = make_electrode(rng, [(template(), 10.0, 700), (template(), 13.0, 700)])
+    e1 = make_electrode(rng, [(template(3.5, 0.6, 12), 8.0, 600)])
+    spikes, truth = make_spikes([e0, e1])
+    emb = pca_embedding(spikes)
+    cfg = ClusterConfig(max_fit_spikes=400)
+    s1 = cluster_spikes(spikes, emb, cfg)
+    assert unit_accuracies(truth, s1.unit[: spikes.n_spikes]).min() > 0.85
+    cfg.n_jobs = 2
+    s2 = cluster_spikes(spikes, emb, cfg)
+    np.testing.assert_array_equal(s1.unit, s2.unit)
+
+
+@pytest.mark.parametrize("method", ["hdbscan", "isosplit", "mixture"])
+def test_every_clusterer_finds_well_separated_units(method):
+    rng = np.random.default_rng(11)
+    spikes, truth = make_spikes([make_electrode(rng, [(template(1.5, 0.3, 7), 6.0, 400),
+                                                      (template(3.5, 0.6, 12), 12.0, 400)])])
+    acc = unit_accuracies(truth, sort(spikes, method=method).unit[: spikes.n_spikes])
+    assert acc.min() > 0.9, (method, acc)
+
+
+def test_unknown_method_lists_valid_names():
+    cfg = ClusterConfig()
+    cfg.method = "kmeans"
+    with pytest.raises(SpikevaeConfigError, match="hdbscan, isosplit, mixture"):
+        get_clusterer(cfg)
+    assert set(clusterer_registry()) == {"hdbscan", "isosplit", "mixture"}
+
+
+def test_bic_test_sees_bimodality_and_not_a_single_gaussian():
+    rng = np.random.default_rng(12)
+    assert bic_one_minus_two(rng.normal(size=400)) < 0
+    assert bic_one_minus_two(np.r_[rng.normal(size=200), rng.normal(5, 1, size=200)]) > 50
+
+
+def test_params_record_config_and_stage_counts():
+    rng = np.random.default_rng(13)
+    spikes, _ = make_spikes([make_electrode(rng, [(template(), 10.0, 300)])])
+    sorting = sort(spikes)
+    p = sorting.params
+    assert p["config"]["method"] == "mixture"
+    assert p["config"]["refine"]["merge_sample"] == ClusterConfig().refine.merge_sample
+    assert set(p["totals"]) >= {"merges", "splits", "overlap_extra"}
+    assert p["n_detected"] == spikes.n_spikes
