@@ -99,10 +99,13 @@ def open_input(path, config: PipelineConfig) -> Recording | Spikes:
 
 def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spikes:
     from .detect import detect_spikes
+    from .io import find_dead_channels
     from .preprocess import preprocess
 
+    dead = find_dead_channels(rec)
     filtered = preprocess(rec, config.preprocess)
-    return detect_spikes(filtered, config.detect, chunk_s=config.run.chunk_s, progress=progress, seed=config.run.seed)
+    return detect_spikes(filtered, config.detect, chunk_s=config.run.chunk_s, progress=progress,
+                         skip_channels=dead, seed=config.run.seed)
 
 
 def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir: Path, progress: bool) -> Embedding:
@@ -219,12 +222,9 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
 
 
 def _validate_recording(rec: Recording, config: PipelineConfig) -> None:
-    window = int(round(config.detect.window_ms * 1e-3 * rec.fs))
-    if rec.n_samples == 0:
-        raise SpikevaeError(f"{rec.source}: the recording is empty (0 samples)")
-    if rec.n_samples < max(int(0.1 * rec.fs), 4 * window):
-        raise SpikevaeError(f"{rec.source}: recording too short ({rec.n_samples} samples, {rec.duration_s:.3f} s); "
-                            "spike sorting needs at least 0.1 s")
+    from .io import validate_recording
+
+    validate_recording(rec, min_duration_s=0.1)
     lo, _ = config.preprocess.band_hz()
     if lo >= rec.fs / 2:
         raise SpikevaeError(f"{rec.source}: sampling rate {rec.fs:g} Hz is too low for a {lo:g} Hz high-pass; "

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import signal
 
 from .config import param
-from .errors import RecordingError, SpikevaeConfigError
+from .errors import SpikevaeConfigError
 from .recording import Recording, get_chunk_with_margin
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class BandpassRecording(Recording):
             n_ch = self.n_channels if channels is None else len(channels)
             return np.zeros((0, n_ch), np.float32)
         x, left, right = get_chunk_with_margin(self.parent, start, stop, self.margin, channels)
+        from .io import check_finite
+
         check_finite(x, self.parent, start - left, channels)
         y = signal.sosfiltfilt(self.sos, x.astype(np.float64), axis=0)
         return y[left:y.shape[0] - right].astype(np.float32)
@@ -91,18 +93,6 @@ class CommonMedianRecording(Recording):
         x = self.parent.get_traces(start, stop)
         x = x - np.median(x, axis=1, keepdims=True)
         return x if channels is None else x[:, np.asarray(channels, dtype=np.int64)]
-
-
-def check_finite(x: np.ndarray, rec: Recording, start: int, channels=None) -> None:
-    """Raise a RecordingError naming the channel and time of the first NaN or inf sample."""
-    bad = ~np.isfinite(x)
-    if bad.any():
-        t, c = np.argwhere(bad)[0]
-        ch = c if channels is None else np.asarray(channels)[c]
-        raise RecordingError(
-            f"{rec.source}: channel {rec.channel_ids[ch]} has a {'NaN' if np.isnan(x[t, c]) else 'infinite'} "
-            f"sample at {max(0, start + t) / rec.fs:.4f} s; repair the file or exclude the channel with "
-            f"--set input.channels=...")
 
 
 def preprocess(rec: Recording, config: PreprocessConfig) -> Recording:

@@ -60,5 +60,5 @@ def test_preprocess_chain_and_nan_error():
     x = _noise()
     x[5000, 2] = np.nan
     rec = preprocess(ArrayRecording(x, FS, source="bad.dat"), PreprocessConfig(cmr=True))
-    with pytest.raises(RecordingError, match=r"bad.dat: channel 2 has a NaN sample at 0.1667 s"):
+    with pytest.raises(RecordingError, match=r"bad.dat: channel 2 has NaN at sample 5000 \(0.1667 s\)"):
         rec.get_traces(0, 10000)
