@@ -13,6 +13,7 @@ import numpy as np
 
 from ...errors import SpikevaeError
 from ...objects import Embedding, Spikes
+from ..base import FeatureExtractor
 from .config import VAEConfig
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ def _as_config(config) -> VAEConfig:
     raise TypeError(f"config must be a VAEConfig or a dict, not {type(config).__name__}")
 
 
-class VAEFeatures:
+class VAEFeatures(FeatureExtractor):
     """Convolutional (β-)VAE features of spike waveforms.
 
     Parameters
@@ -58,12 +59,35 @@ class VAEFeatures:
 
     def __init__(self, config: VAEConfig | dict | None = None):
         self.config = config
+        self._run = {"checkpoint_dir": None, "device": None, "progress": False}
+
+    def configure_run(self, out_dir=None, device: str | None = None, progress: bool = False,
+                      checkpoint_dir=None) -> "VAEFeatures":
+        """Run-time options that do not change what is learned (kept out of ``get_params``).
+
+        Parameters
+        ----------
+        out_dir : path, optional
+            Run folder; checkpoints go to ``out_dir/vae_checkpoints`` unless ``checkpoint_dir`` is given.
+        device : str, optional
+            Overrides ``config.device`` ("auto", "cpu", "cuda", "cuda:N").
+        progress : bool, default False
+            Progress bar while training.
+        checkpoint_dir : path, optional
+            Folder for per-epoch checkpoints (an interrupted training resumes from it).
+        """
+        from pathlib import Path
+
+        if checkpoint_dir is None and out_dir is not None:
+            checkpoint_dir = Path(out_dir) / "vae_checkpoints"
+        self._run = {"checkpoint_dir": checkpoint_dir, "device": device, "progress": progress}
+        return self
 
     def get_params(self) -> dict:
         """The configuration as a plain dict."""
         return dataclasses.asdict(_as_config(self.config))
 
-    def fit(self, spikes: Spikes, checkpoint_dir=None, progress: bool = False) -> "VAEFeatures":
+    def fit(self, spikes: Spikes, checkpoint_dir=None, progress: bool | None = None) -> "VAEFeatures":
         """Train on the waveforms of all electrodes of ``spikes``.
 
         Parameters
@@ -74,8 +98,9 @@ class VAEFeatures:
         checkpoint_dir : path, optional
             Folder for a checkpoint after every epoch; an interrupted training with the
             same folder, settings and data resumes from it.
-        progress : bool, default False
-            Show a progress bar with the loss terms (on a terminal only).
+        progress : bool, optional
+            Show a progress bar with the loss terms (on a terminal only); default from
+            :meth:`configure_run` (off).
 
         Returns
         -------
@@ -87,7 +112,9 @@ class VAEFeatures:
         cfg = _as_config(self.config)
         if spikes.n_spikes < 2:
             raise SpikevaeError(f"the VAE needs at least 2 waveforms to train, got {spikes.n_spikes}")
-        device = resolve_device(cfg.device)
+        checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else self._run["checkpoint_dir"]
+        progress = self._run["progress"] if progress is None else progress
+        device = resolve_device(self._run["device"] or cfg.device)
         train_idx, val_idx = split_indices(spikes.n_spikes, cfg.val_fraction, cfg.max_train_spikes, cfg.seed)
         scaled = spikes.scaled_waveforms()
         norm = Normalisation.fit(scaled[train_idx])
