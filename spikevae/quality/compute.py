@@ -1,0 +1,192 @@
+"""compute_metrics: every quality metric of every unit of a sorting (the orchestrator).
+
+Spike-train metrics use all spikes of the Sorting. Waveform, amplitude and distance metrics
+use the spikes that are also in ``Spikes``, matched by (sample_index, electrode): overlap
+resolution can add spikes to a Sorting that detection did not cut.
+
+Distance metrics are computed per electrode, a unit against the other spikes of its
+electrode, in one shared feature space (PCA of the electrode's noise-scaled waveforms unless
+``features`` is given), so that sortings made from different features are judged alike.
+"""
+from __future__ import annotations
+
+import logging
+import math
+
+import numpy as np
+
+from ..objects import Sorting, Spikes
+from ..quality_config import QualityConfig
+from . import amplitude as amp
+from . import isolation as iso
+from . import spiketrain as st
+from .labels import failed_rules
+
+log = logging.getLogger(__name__)
+
+#: Metric columns, in table order (``good`` comes last).
+METRIC_COLUMNS = (
+    "unit", "electrode", "channel_id", "n_spikes", "n_spikes_matched", "firing_rate_hz", "amplitude_uv",
+    "snr", "isi_violations_ratio", "isi_violations_rate", "isi_violations_count", "rp_contamination",
+    "rp_violations", "sliding_rp_violation", "presence_ratio", "amplitude_cutoff", "noise_cutoff",
+    "isolation_distance", "l_ratio", "d_prime", "silhouette", "nn_hit_rate", "nn_miss_rate", "good",
+)
+
+
+def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
+    """Index into ``spikes`` of each spike of ``sorting`` (-1 where it has none).
+
+    Spikes are matched exactly on (sample_index, electrode).
+
+    Returns
+    -------
+    ndarray of shape (sorting.n_spikes,), int64
+    """
+    n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
+    key_sp = spikes.sample_index * n_el + spikes.electrode
+    key_so = sorting.sample_index * n_el + sorting.electrode
+    order = np.argsort(key_sp, kind="stable")
+    pos = np.searchsorted(key_sp[order], key_so)
+    pos = np.minimum(pos, max(order.size - 1, 0))
+    if order.size == 0:
+        return np.full(key_so.shape, -1, dtype=np.int64)
+    found = key_sp[order][pos] == key_so
+    return np.where(found, order[pos], -1).astype(np.int64)
+
+
+def _groups(values: np.ndarray) -> dict[int, np.ndarray]:
+    """Indices of each distinct value (sorted by value, stable within a value)."""
+    order = np.argsort(values, kind="stable")
+    uniq, starts = np.unique(values[order], return_index=True)
+    return {int(u): idx for u, idx in zip(uniq, np.split(order, starts[1:]))}
+
+
+def _train_metrics(times: np.ndarray, fs: float, n_samples: int, duration_s: float, cfg: QualityConfig) -> dict:
+    row = {"n_spikes": int(times.size), "firing_rate_hz": st.firing_rate(times.size, duration_s)}
+    row |= st.isi_violations(times, fs, duration_s, cfg.refractory_ms, cfg.censored_ms)
+    row["rp_contamination"], row["rp_violations"] = st.rp_contamination(
+        times, fs, n_samples, cfg.refractory_ms, cfg.censored_ms)
+    row["sliding_rp_violation"] = st.sliding_rp_violation(
+        times, fs, duration_s, cfg.sliding_rp_bin_ms, cfg.sliding_rp_max_ms, cfg.sliding_rp_exclude_ms)
+    row["presence_ratio"] = st.presence_ratio(times, n_samples, fs, cfg.presence_bin_s)
+    return row
+
+
+def _amplitude_metrics(spikes: Spikes, idx: np.ndarray, electrode: int, cfg: QualityConfig) -> dict:
+    a = spikes.amplitude_uv[idx]
+    return {
+        "n_spikes_matched": int(idx.size),
+        "amplitude_uv": float(np.median(a)) if a.size else float("nan"),
+        "snr": amp.snr(spikes.waveforms[idx], float(spikes.noise_uv[electrode])),
+        "amplitude_cutoff": amp.amplitude_cutoff(a, cfg.amplitude_cutoff_bins, cfg.amplitude_cutoff_smoothing,
+                                                 cfg.amplitude_cutoff_min_ratio),
+        "noise_cutoff": amp.noise_cutoff(a),
+    }
+
+
+def electrode_space(spikes: Spikes, idx: np.ndarray, n_components: int, features: np.ndarray | None = None) -> np.ndarray:
+    """The shared feature space of the spikes ``idx`` of one electrode.
+
+    Parameters
+    ----------
+    spikes : Spikes
+    idx : ndarray of shape (m,), int
+        Indices of the electrode's spikes.
+    n_components : int
+        Principal components of the noise-scaled waveforms (when ``features`` is None).
+    features : ndarray of shape (n_spikes, d), optional
+        Precomputed features of all spikes; used as they are.
+
+    Returns
+    -------
+    ndarray of shape (m, k), float64
+    """
+    if features is not None:
+        return np.asarray(features[idx], dtype=np.float64)
+    sigma = max(float(spikes.noise_uv[spikes.electrode[idx[0]]]), 1e-6) if idx.size else 1.0
+    return iso.electrode_pca(spikes.waveforms[idx] / sigma, n_components)
+
+
+def _isolation_metrics(x: np.ndarray, labels: np.ndarray, units: list[int], cfg: QualityConfig) -> dict:
+    """Distance metrics of each unit of one electrode; ``labels`` < 0 are unsorted spikes."""
+    keep = labels >= 0 if not cfg.include_unsorted else np.ones(labels.shape, bool)
+    x, labels = x[keep], np.where(labels[keep] < 0, -1, labels[keep])
+    nn = iso.nearest_neighbour_rates(x, labels, units, cfg.nn_neighbors, cfg.nn_max_spikes)
+    cluster_ids = np.unique(labels)
+    centroids = {int(c): x[labels == c].mean(axis=0) for c in cluster_ids}
+    out = {}
+    for u in units:
+        own, other = x[labels == u], x[labels != u]
+        others = np.array([c for k, c in centroids.items() if k != u]).reshape(-1, x.shape[1])
+        dist, l_ratio = iso.mahalanobis_metrics(own, other)
+        out[u] = {"isolation_distance": dist, "l_ratio": l_ratio, "d_prime": iso.d_prime(own, other),
+                  "silhouette": iso.simplified_silhouette(own, others),
+                  "nn_hit_rate": nn[u][0], "nn_miss_rate": nn[u][1]}
+    return out
+
+
+def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, duration_s: float,
+                    features: np.ndarray | None = None) -> list[dict]:
+    """Quality metrics of every unit of ``sorting``, with the ``good`` label.
+
+    Parameters
+    ----------
+    spikes : Spikes
+        The detected spikes the sorting was made from (waveforms in µV, noise σ per electrode).
+    sorting : Sorting
+        Unit labels (-1 = unsorted). Spikes absent from ``spikes`` count for the spike-train
+        metrics only.
+    config : QualityConfig
+    duration_s : float
+        Recording duration in seconds (> 0).
+    features : ndarray of shape (spikes.n_spikes, d), optional
+        A shared feature space to use instead of per-electrode PCA of the scaled waveforms.
+
+    Returns
+    -------
+    list of dict
+        One dict per unit (ascending unit id) with the keys of :data:`METRIC_COLUMNS`;
+        undefined metrics are NaN. ``good`` is a bool under ``config.preset``.
+
+    Raises
+    ------
+    ValueError
+        For a non-positive duration or features whose row count differs from the spikes.
+    """
+    if not duration_s > 0:
+        raise ValueError(f"duration_s must be > 0 (got {duration_s})")
+    if features is not None and np.shape(features)[0] != spikes.n_spikes:
+        raise ValueError(f"features have {np.shape(features)[0]} rows but there are {spikes.n_spikes} spikes")
+    fs = float(sorting.fs)
+    n_samples = int(round(duration_s * fs))
+    match = match_spikes(spikes, sorting)
+    spike_unit = np.full(spikes.n_spikes, -1, dtype=np.int64)
+    hit = match >= 0
+    spike_unit[match[hit]] = sorting.unit[hit]
+
+    rows: dict[int, dict] = {}
+    for u, sel in _groups(sorting.unit).items():
+        if u < 0:
+            continue
+        e = int(np.bincount(sorting.electrode[sel]).argmax())
+        times = np.sort(sorting.sample_index[sel])
+        idx = match[sel][(match[sel] >= 0) & (sorting.electrode[sel] == e)]
+        rows[u] = {"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]) if e < spikes.n_electrodes else ""}
+        rows[u] |= _train_metrics(times, fs, n_samples, duration_s, config)
+        rows[u] |= _amplitude_metrics(spikes, idx, e, config)
+
+    for e, idx in _groups(spikes.electrode).items():
+        units = sorted({int(u) for u in np.unique(spike_unit[idx]) if u >= 0 and rows.get(int(u), {}).get("electrode") == e})
+        if not units:
+            continue
+        x = electrode_space(spikes, idx, config.n_components, features)
+        for u, vals in _isolation_metrics(x, spike_unit[idx], units, config).items():
+            rows[u] |= vals
+
+    out = []
+    for u in sorted(rows):
+        row = {k: rows[u].get(k, math.nan) for k in METRIC_COLUMNS if k != "good"}
+        row["good"] = not failed_rules(row, config.preset)
+        out.append(row)
+    log.info("quality: %d units, %d good (%s preset)", len(out), sum(r["good"] for r in out), config.preset)
+    return out

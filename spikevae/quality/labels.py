@@ -1,0 +1,84 @@
+"""The ``good`` label: named rule sets over the quality metrics.
+
+A preset is a list of rules ``(metric, operator, threshold, nan_passes)``. A unit is good when
+every rule passes. ``nan_passes`` says what a metric that could not be computed means: for the
+published presets a missing value fails, as in the papers' filters; the spikevae preset lets
+through only values that are undefined for a benign reason (recording shorter than one presence
+bin, too few spikes for an amplitude histogram, no other spikes on the electrode).
+
+Presets
+-------
+allen
+    Allen Brain Observatory Visual Coding Neuropixels default unit filter (Siegle et al. 2021,
+    Nature 592:86; AllenSDK "quality metrics" tutorial): isi_violations_ratio < 0.5,
+    amplitude_cutoff < 0.1, presence_ratio > 0.9.
+ibl
+    International Brain Laboratory 2022, "Spike sorting pipeline for the IBL" (single-unit
+    label): sliding refractory-period contamination <= 10 % at 90 % confidence
+    (sliding_rp_violation <= 0.1; NaN = test failed), noise_cutoff < 5, median amplitude
+    >= 50 µV.
+spikevae
+    Our default for Utah arrays: snr >= 3 (detection is ~99 % complete from SNR 3, see
+    design.md), rp_contamination <= 0.1 (Llobet et al. 2022), presence_ratio >= 0.8,
+    amplitude_cutoff <= 0.1, nn_hit_rate >= 0.8 (Chung et al. 2017), n_spikes >= 50.
+"""
+from __future__ import annotations
+
+import math
+import operator
+
+from ..errors import SpikevaeConfigError
+
+_OPS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge}
+
+PRESETS: dict[str, list[tuple[str, str, float, bool]]] = {
+    "allen": [
+        ("isi_violations_ratio", "<", 0.5, False),
+        ("amplitude_cutoff", "<", 0.1, False),
+        ("presence_ratio", ">", 0.9, False),
+    ],
+    "ibl": [
+        ("sliding_rp_violation", "<=", 0.1, False),
+        ("noise_cutoff", "<", 5.0, False),
+        ("abs_amplitude_uv", ">=", 50.0, False),
+    ],
+    "spikevae": [
+        ("n_spikes", ">=", 50, False),
+        ("snr", ">=", 3.0, False),
+        ("rp_contamination", "<=", 0.1, False),
+        ("presence_ratio", ">=", 0.8, True),
+        ("amplitude_cutoff", "<=", 0.1, True),
+        ("nn_hit_rate", ">=", 0.8, True),
+    ],
+}
+
+
+def _value(row: dict, metric: str) -> float:
+    if metric == "abs_amplitude_uv":
+        return abs(row["amplitude_uv"])
+    return row[metric]
+
+
+def failed_rules(row: dict, preset: str) -> list[str]:
+    """The rules of ``preset`` that the unit ``row`` fails, as readable strings (empty = good)."""
+    if preset not in PRESETS:
+        raise SpikevaeConfigError(f"quality.preset={preset!r}: not one of {', '.join(PRESETS)}")
+    failed = []
+    for metric, op, thr, nan_passes in PRESETS[preset]:
+        v = _value(row, metric)
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            if not nan_passes:
+                failed.append(f"{metric} undefined")
+        elif not _OPS[op](v, thr):
+            failed.append(f"{metric} {v:.3g} not {op} {thr:g}")
+    return failed
+
+
+def is_good(row: dict, preset: str) -> bool:
+    """Whether the unit ``row`` (a metrics dict) passes every rule of ``preset``."""
+    return not failed_rules(row, preset)
+
+
+def describe_preset(preset: str) -> str:
+    """The rules of a preset as one line, e.g. for the report."""
+    return " and ".join(f"{m} {op} {thr:g}" for m, op, thr, _ in PRESETS[preset])
