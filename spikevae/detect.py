@@ -51,15 +51,17 @@ def estimate_noise(rec: Recording, n_chunks: int = 20, chunk_samples: int | None
     n_chunks : int
         Number of chunks sampled evenly across the recording.
     chunk_samples : int, optional
-        Chunk length (default: 1 s).
+        Chunk length (default: 0.5 s).
 
     Returns
     -------
     ndarray of shape (n_channels,), float32, µV
     """
-    chunk_samples = int(chunk_samples or rec.fs)
+    chunk_samples = int(chunk_samples or rec.fs // 2)
     chunk_samples = min(chunk_samples, rec.n_samples)
-    starts = np.unique(np.linspace(0, rec.n_samples - chunk_samples, max(1, n_chunks)).astype(np.int64))
+    # never read the same samples twice: short recordings get fewer chunks
+    n_chunks = max(1, min(n_chunks, rec.n_samples // max(chunk_samples, 1)))
+    starts = np.unique(np.linspace(0, rec.n_samples - chunk_samples, n_chunks).astype(np.int64))
     mads = [np.median(np.abs(rec.get_traces(s, s + chunk_samples)), axis=0) for s in starts]
     return (np.median(np.stack(mads), axis=0) / MAD_TO_SIGMA).astype(np.float32)
 
@@ -188,7 +190,7 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
     if rec.n_samples < 2 * length + 8:
         raise RecordingError(f"{rec.source}: recording too short ({rec.n_samples} samples); "
                              f"need at least {2 * length + 8} samples to detect spikes")
-    noise = estimate_noise(rec, config.max_noise_chunks, int(fs))
+    noise = estimate_noise(rec, config.max_noise_chunks, int(fs // 2))
     skip = set(int(c) for c in skip_channels)
     for c in np.nonzero(noise <= 0)[0]:
         if int(c) not in skip:

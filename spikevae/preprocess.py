@@ -77,7 +77,7 @@ class BandpassRecording(Recording):
         from .io import check_finite
 
         check_finite(x, self.parent, start - left, channels)
-        y = signal.sosfiltfilt(self.sos, x.astype(np.float64), axis=0)
+        y = signal.sosfiltfilt(self.sos, x, axis=0)
         return y[left:y.shape[0] - right].astype(np.float32)
 
 
