@@ -30,7 +30,7 @@ from .nev import describe_nev, read_nev
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "READERS", "open_recording", "reader_for", "validate_recording", "check_finite", "find_dead_channels",
+    "READERS", "open_recording", "reader_for", "select_channels", "validate_recording", "check_finite", "find_dead_channels",
     "NeoRecording", "BinaryRecording", "HDF5Recording", "read_nev", "describe_nev", "write_hdf5",
 ]
 

@@ -149,7 +149,7 @@ class NeoRecording(Recording):
         for i, (name, sid) in enumerate(zip(streams["name"], streams["id"])):
             if stream in (str(name), str(sid)):
                 return i
-        listing = ", ".join(f"{n!r} (id {s})" for n, s in zip(streams["name"], streams["id"]))
+        listing = ", ".join(f"'{n}' (id {s})" for n, s in zip(streams["name"], streams["id"]))
         raise RecordingError(f"{self.path}: no stream {stream!r}; set input.stream to one of {listing}")
 
     def _pick_segment(self, segment: int) -> int:
