@@ -1,0 +1,254 @@
+"""Quality metrics: hand-built cases with exact answers, statistical checks, the good label, the tables."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import pytest
+
+from spikevae.errors import SpikevaeConfigError
+from spikevae.objects import Sorting
+from spikevae.quality import METRIC_COLUMNS, compute_metrics, failed_rules, match_spikes, write_metrics
+from spikevae.quality import amplitude as amp
+from spikevae.quality import isolation as iso
+from spikevae.quality import spiketrain as st
+from spikevae.quality.synthetic import make_units, poisson_train
+from spikevae.quality_config import QualityConfig
+from spikevae.config import set_value
+
+FS = 30000.0
+
+
+# --- spike-train metrics -------------------------------------------------------------------
+
+def test_presence_ratio_counts_whole_bins_only():
+    n = int(150 * FS)  # two whole 60 s bins; the last 30 s are ignored
+    first_bin_only = np.array([10, int(30 * FS)])
+    assert st.presence_ratio(first_bin_only, n, FS, 60) == 0.5
+    assert st.presence_ratio(np.array([10, int(70 * FS)]), n, FS, 60) == 1.0
+    assert st.presence_ratio(np.array([10, int(130 * FS)]), n, FS, 60) == 0.5  # partial bin ignored
+    assert math.isnan(st.presence_ratio(first_bin_only, int(50 * FS), FS, 60))  # shorter than a bin
+
+
+def test_isi_violations_hand_computed():
+    # ISIs of 10, 90 and 30 samples; 1.5 ms = 45 samples -> two violations, 4 spikes in 1 s.
+    r = st.isi_violations(np.array([0, 10, 100, 130]), FS, 1.0, refractory_ms=1.5)
+    assert r["isi_violations_count"] == 2
+    assert r["isi_violations_rate"] == pytest.approx(2.0)
+    assert r["isi_violations_ratio"] == pytest.approx((2 / (2 * 4 * 0.0015)) / 4.0)
+    r = st.isi_violations(np.array([0, 10, 100, 130]), FS, 1.0, refractory_ms=1.5, censored_ms=0.5)
+    assert r["isi_violations_ratio"] == pytest.approx((2 / (2 * 4 * 0.001)) / 4.0)
+
+
+def test_rp_violations_count_every_pair():
+    # Three spikes within 1.5 ms make three violating pairs (the ISI count would be two).
+    cont, n_v = st.rp_contamination(np.array([0, 10, 30, 3000, 6000]), FS, int(FS), 1.5)
+    assert n_v == 3
+    cont, n_v = st.rp_contamination(np.arange(0, 30000, 300), FS, int(FS), 1.5)
+    assert n_v == 0 and cont == 0.0
+
+
+@pytest.mark.parametrize("c_true", [0.0, 0.1, 0.3])
+def test_rp_contamination_recovers_known_contamination(c_true):
+    rng = np.random.default_rng(3)
+    n = int(600 * FS)
+    clean = poisson_train(15.0, n, FS, 2e-3, rng)
+    extra = rng.integers(0, n, int(c_true / (1 - c_true) * clean.size))
+    times = np.sort(np.concatenate([clean, extra]))
+    cont, _ = st.rp_contamination(times, FS, n, refractory_ms=1.5)
+    assert cont == pytest.approx(c_true, abs=0.04)
+
+
+def test_sliding_rp_separates_clean_from_contaminated():
+    rng = np.random.default_rng(4)
+    n = int(600 * FS)
+    clean = poisson_train(10.0, n, FS, 2e-3, rng)
+    assert st.sliding_rp_violation(clean, FS, 600.0) <= 0.02
+    dirty = np.sort(np.concatenate([clean, rng.integers(0, n, int(0.4 * clean.size))]))
+    v = st.sliding_rp_violation(dirty, FS, 600.0)
+    assert math.isnan(v) or v >= 0.1  # NaN: no contamination up to 35 % is excluded
+
+
+# --- amplitude metrics ---------------------------------------------------------------------
+
+def test_snr_is_template_peak_over_noise():
+    rng = np.random.default_rng(0)
+    tmpl = np.zeros(48)
+    tmpl[15] = -50.0
+    w = tmpl + rng.normal(0, 10, (4000, 48))
+    assert amp.snr(w.astype(np.float32), 10.0) == pytest.approx(5.0, rel=0.02)
+
+
+def test_amplitude_cutoff_measures_the_missing_tail():
+    rng = np.random.default_rng(1)
+    a = rng.normal(100, 15, 20000)
+    assert amp.amplitude_cutoff(a) < 0.01
+    cut = a[a > 100 - 15]  # 15.9 % of the spikes below threshold
+    assert amp.amplitude_cutoff(cut) == pytest.approx(0.159, abs=0.03)
+    assert amp.amplitude_cutoff(a[a > 100]) == pytest.approx(0.5, abs=0.02)
+    assert math.isnan(amp.amplitude_cutoff(a[:100]))  # fewer than 5 spikes per bin
+
+
+def test_noise_cutoff_flags_truncated_distributions():
+    rng = np.random.default_rng(2)
+    a = rng.normal(100, 15, 20000)
+    assert abs(amp.noise_cutoff(a)) < 1  # complete: low tail as sparse as the high tail
+    values = [amp.noise_cutoff(a[a > c]) for c in (80, 90, 100, 110)]
+    assert np.all(np.diff(values) > 0) and values[2] > 5  # cut at the mode: fails IBL's < 5
+
+
+# --- isolation metrics ---------------------------------------------------------------------
+
+def _two_clusters(sep: float, n=2000, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.normal(0, 1, (n, d))
+    b = rng.normal(0, 1, (n, d))
+    b[:, 0] += sep
+    return a, b
+
+
+def test_isolation_metrics_separated_versus_identical():
+    a, b = _two_clusters(12.0)
+    dist, lr = iso.mahalanobis_metrics(a, b)
+    assert dist > 50 and lr < 1e-6
+    assert iso.d_prime(a, b) == pytest.approx(12.0, rel=0.05)
+    assert iso.simplified_silhouette(a, b.mean(axis=0, keepdims=True)) > 0.7
+    a, b = _two_clusters(0.0)
+    dist, lr = iso.mahalanobis_metrics(a, b)
+    # Same distribution: each other spike's chi2 survival is uniform, so L = 0.5 n_other / n_self.
+    assert lr == pytest.approx(0.5, abs=0.05)
+    assert iso.d_prime(a, b) < 0.2
+
+
+def test_isolation_distance_undefined_when_fewer_other_spikes():
+    a, b = _two_clusters(5.0)
+    dist, lr = iso.mahalanobis_metrics(a, b[:100])
+    assert math.isnan(dist) and not math.isnan(lr)
+
+
+def test_nearest_neighbour_rates():
+    a, b = _two_clusters(12.0, n=500)
+    x = np.vstack([a, b])
+    labels = np.r_[np.zeros(500, int), np.ones(500, int)]
+    r = iso.nearest_neighbour_rates(x, labels, [0, 1], n_neighbors=5)
+    assert r[0] == (1.0, 0.0) and r[1] == (1.0, 0.0)
+    a, b = _two_clusters(0.0, n=500)
+    r = iso.nearest_neighbour_rates(np.vstack([a, b]), labels, [0], n_neighbors=5)
+    assert r[0][0] == pytest.approx(0.5, abs=0.06) and r[0][1] == pytest.approx(0.5, abs=0.06)
+
+
+def test_electrode_pca_orders_components_by_variance():
+    rng = np.random.default_rng(5)
+    x = rng.normal(0, 1, (1000, 48)) * np.linspace(5, 0.1, 48)
+    p = iso.electrode_pca(x, 5)
+    assert p.shape == (1000, 5)
+    v = p.var(axis=0)
+    assert np.all(np.diff(v) < 0) and v[0] == pytest.approx(25, rel=0.15)
+
+
+# --- compute_metrics -----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def units():
+    return make_units(n_electrodes=3, units_per_electrode=2, duration_s=130.0, rate_hz=8.0,
+                      amplitudes_uv=(60, 150), unsorted_fraction=0.05, seed=11)
+
+
+def test_compute_metrics_on_clean_units(units):
+    spikes, sorting = units
+    rows = compute_metrics(spikes, sorting, QualityConfig(), 130.0)
+    assert [r["unit"] for r in rows] == list(range(6))
+    assert all(list(r) == list(METRIC_COLUMNS) for r in rows)
+    for r in rows:
+        assert r["electrode"] == r["unit"] // 2
+        assert r["n_spikes"] == np.sum(sorting.unit == r["unit"]) == r["n_spikes_matched"]
+        assert r["firing_rate_hz"] == pytest.approx(r["n_spikes"] / 130.0)
+        assert r["isi_violations_count"] == 0 and r["rp_contamination"] == 0
+        assert r["presence_ratio"] == 1.0
+        assert r["nn_hit_rate"] > 0.95 and r["isolation_distance"] > 20
+        assert r["good"], failed_rules(r, "spikevae")
+    assert [round(r["snr"]) for r in rows[:2]] == [6, 15]  # 60 and 150 µV over σ = 10 µV
+
+
+def test_compute_metrics_flags_contamination_and_uses_matched_spikes(units):
+    spikes, sorting = units
+    rng = np.random.default_rng(0)
+    u0 = np.nonzero(sorting.unit == 0)[0]
+    # Doublets 5 samples after unit 0's spikes, present in the sorting only (as overlap resolution adds).
+    extra = rng.choice(u0, int(0.3 * u0.size), replace=False)
+    s2 = Sorting(np.r_[sorting.sample_index, sorting.sample_index[extra] + 5],
+                 np.r_[sorting.electrode, sorting.electrode[extra]], np.r_[sorting.unit, np.zeros(extra.size, int)],
+                 sorting.fs)
+    rows = {r["unit"]: r for r in compute_metrics(spikes, s2, QualityConfig(), 130.0)}
+    r0 = rows[0]
+    assert r0["n_spikes"] == u0.size + extra.size and r0["n_spikes_matched"] == u0.size
+    assert r0["isi_violations_count"] == extra.size
+    assert r0["rp_contamination"] > 0.1 and not r0["good"]
+    assert rows[1]["good"]
+
+
+def test_shared_space_and_unsorted_option(units):
+    spikes, sorting = units
+    # Features that encode the true unit make every unit perfectly isolated.
+    feats = np.eye(7)[sorting.unit + 1] * 50 + np.random.default_rng(1).normal(0, 1, (spikes.n_spikes, 7))
+    rows = compute_metrics(spikes, sorting, QualityConfig(), 130.0, features=feats)
+    assert all(r["nn_hit_rate"] == 1.0 and r["l_ratio"] < 1e-9 for r in rows)
+    with pytest.raises(ValueError, match="features have 3 rows"):
+        compute_metrics(spikes, sorting, QualityConfig(), 130.0, features=feats[:3])
+    with pytest.raises(ValueError, match="duration_s must be > 0"):
+        compute_metrics(spikes, sorting, QualityConfig(), 0.0)
+    cfg = QualityConfig()
+    set_value(cfg, "include_unsorted", False)
+    with_u = compute_metrics(spikes, sorting, QualityConfig(), 130.0)
+    without = compute_metrics(spikes, sorting, cfg, 130.0)
+    assert all(a["l_ratio"] >= b["l_ratio"] for a, b in zip(with_u, without))
+    assert any(a["l_ratio"] > b["l_ratio"] for a, b in zip(with_u, without))
+
+
+def test_match_spikes_by_time_and_electrode(units):
+    spikes, _ = units
+    s = Sorting(np.r_[spikes.sample_index[[5, 2]], 7], np.r_[spikes.electrode[[5, 2]], 0], [0, 0, 0], FS)
+    wrong_el = Sorting(spikes.sample_index[[5]], (spikes.electrode[[5]] + 1) % 3, [0], FS)
+    assert list(match_spikes(spikes, s)) == [5, 2, -1]
+    assert list(match_spikes(spikes, wrong_el)) == [-1]
+
+
+# --- good label ----------------------------------------------------------------------------
+
+def _row(**kw):
+    base = {k: float("nan") for k in METRIC_COLUMNS}
+    base |= {"n_spikes": 1000, "snr": 6.0, "rp_contamination": 0.0, "presence_ratio": 1.0, "amplitude_cutoff": 0.01,
+             "nn_hit_rate": 0.99, "isi_violations_ratio": 0.0, "sliding_rp_violation": 0.05, "noise_cutoff": 1.0,
+             "amplitude_uv": -80.0}
+    return base | kw
+
+
+def test_presets_apply_their_published_thresholds():
+    assert failed_rules(_row(), "spikevae") == [] == failed_rules(_row(), "allen") == failed_rules(_row(), "ibl")
+    assert failed_rules(_row(presence_ratio=0.85), "allen") and not failed_rules(_row(presence_ratio=0.85), "spikevae")
+    assert failed_rules(_row(amplitude_uv=-45.0), "ibl") == ["abs_amplitude_uv 45 not >= 50"]
+    assert failed_rules(_row(sliding_rp_violation=float("nan")), "ibl") == ["sliding_rp_violation undefined"]
+    assert failed_rules(_row(amplitude_cutoff=float("nan")), "allen") == ["amplitude_cutoff undefined"]
+    assert failed_rules(_row(amplitude_cutoff=float("nan"), nn_hit_rate=float("nan")), "spikevae") == []
+    assert failed_rules(_row(snr=2.5), "spikevae") == ["snr 2.5 not >= 3"]
+    with pytest.raises(SpikevaeConfigError, match="not one of"):
+        failed_rules(_row(), "kilosort")
+    with pytest.raises(SpikevaeConfigError, match="not one of"):
+        set_value(QualityConfig(), "preset", "kilosort")
+
+
+# --- tables --------------------------------------------------------------------------------
+
+def test_write_metrics_tables(units, tmp_path):
+    spikes, sorting = units
+    rows = compute_metrics(spikes, sorting, QualityConfig(), 50.0)  # shorter than a presence bin
+    csv_path, json_path = write_metrics(tmp_path / "out", rows, preset="spikevae")
+    table = list(csv.DictReader(open(csv_path)))
+    assert len(table) == 6 and list(table[0]) == list(METRIC_COLUMNS)
+    assert table[0]["presence_ratio"] == "" and float(table[0]["snr"]) == pytest.approx(rows[0]["snr"])
+    doc = json.loads(json_path.read_text())
+    assert doc["units"][0]["presence_ratio"] is None and doc["preset"]["name"] == "spikevae"
+    assert doc["units"][3]["good"] is True
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.json", "units.csv"]
