@@ -1,0 +1,133 @@
+"""End to end: the CLI sorts a small simulated recording, resumes, scores, and reports errors in one line."""
+import json
+
+import numpy as np
+import pytest
+
+from spikevae.cli import main
+from spikevae.objects import Sorting
+from spikevae.synth import SimConfig, simulate_recording, write_ground_truth
+
+FS = 30000.0
+
+
+@pytest.fixture(scope="module")
+def raw_recording(tmp_path_factory):
+    """6 electrodes x 20 s written as int16 raw binary (0.25 µV/bit), with its ground truth."""
+    d = tmp_path_factory.mktemp("rec")
+    rec, gt = simulate_recording(SimConfig(n_electrodes=6, duration_s=20.0, units_min=1), seed=3)
+    x = np.round(rec.get_traces() / 0.25).astype(np.int16)
+    x.tofile(d / "rec.dat")
+    write_ground_truth(d / "gt.npz", gt, rec.unit_info)
+    return d
+
+
+def _run(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(args)
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def _cli(args, capsys):
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+RAW = ["--format", "raw", "--fs", "30000", "--n-channels", "6", "--dtype", "int16", "--gain-uv", "0.25"]
+
+
+def test_run_sorts_scores_and_resumes(raw_recording, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["run", str(raw_recording / "rec.dat"), *RAW, "-o", str(out), "--gt", str(raw_recording / "gt.npz"),
+            "--no-report"]
+    code, text, err = _cli(args, capsys)
+    assert code == 0, err
+    s = np.load(out / "sorting.npz")
+    assert s["sample_index"].dtype == np.int64 and float(s["fs"]) == FS
+    assert set(s.files) >= {"sample_index", "electrode", "unit", "fs"}
+    assert (out / "units.csv").read_text().startswith("unit,electrode")
+    scores = json.loads((out / "scores.json").read_text())["pca"]
+    assert scores["n_gt_units"] >= 6
+    assert scores["mean_accuracy"] >= 0.4, scores["mean_accuracy"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped_stages"] == []
+    # the rerun reuses every stage; a changed cluster setting recomputes only clustering
+    code, text, _ = _cli(args, capsys)
+    assert "reused from the run store: detect, features_pca, cluster_pca" in text
+    code, text, _ = _cli(args + ["--set", "cluster.seed=1"], capsys)
+    assert "reused from the run store: detect, features_pca\n" in text
+    # the resolved configuration reproduces the run
+    code, _, err = _cli(["config", "validate", "-c", str(out / "config.toml")], capsys)
+    assert code == 0, err
+
+
+def test_compare_command(raw_recording, tmp_path, capsys):
+    gt = Sorting.load_npz(raw_recording / "gt.npz")
+    # a perfect sorting, shifted by 5 samples: scored 1.0 only with the offset
+    s = Sorting(gt.sample_index + 5, gt.electrode, gt.unit + 100, gt.fs)
+    s.save_npz(tmp_path / "s.npz")
+    code, text, _ = _cli(["compare", str(tmp_path / "s.npz"), "--gt", str(raw_recording / "gt.npz"),
+                          "--offset", "auto", "--json", str(tmp_path / "c.json")], capsys)
+    assert code == 0
+    assert "estimated ground-truth offset: 5 samples" in text
+    r = json.loads((tmp_path / "c.json").read_text())
+    assert r["mean_accuracy"] == 1.0 and r["n_well_detected"] == r["n_gt_units"]
+
+
+@pytest.mark.parametrize("case", ["missing", "unknown_format", "raw_size", "nan", "too_short", "unwritable",
+                                  "unknown_key"])
+def test_errors_are_one_line(case, tmp_path, capsys):
+    f = tmp_path / "x.dat"
+    np.zeros((30000, 4), np.int16).tofile(f)
+    args = ["run", str(f), *RAW[:-2], "-o", str(tmp_path / "o")]
+    args[args.index("--n-channels") + 1] = "4"
+    expect = {
+        "missing": (["run", str(tmp_path / "nope.ns6")], "nope.ns6: file not found"),
+        "unknown_format": (["run", str(f), "--format", "wav"], "wav"),
+        "raw_size": (args[:args.index("--n-channels") + 1] + ["7"] + args[args.index("--n-channels") + 2:], "7"),
+        "too_short": None,
+        "nan": None,
+        "unwritable": None,
+        "unknown_key": (args + ["--set", "detect.thresold=3"], "did you mean detect.threshold"),
+    }
+    if case == "too_short":
+        np.zeros((100, 4), np.int16).tofile(f)
+        expect[case] = (args, "shorter than")
+    if case == "nan":
+        x = np.random.default_rng(0).normal(size=(30000, 4)).astype(np.float32)
+        x[777, 3] = np.nan
+        x.tofile(f)
+        a = list(args)
+        a[a.index("--dtype") + 1] = "float32"
+        expect[case] = (a, "channel 3 has NaN")
+    if case == "unwritable":
+        (tmp_path / "blocker").write_text("")
+        a = list(args)
+        a[a.index("-o") + 1] = str(tmp_path / "blocker" / "out")
+        expect[case] = (a, "not writable")
+    argv, fragment = expect[case]
+    code, _, err = _run(argv, capsys)
+    assert code == 1
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and fragment in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_flat_electrode_is_skipped_others_sort(tmp_path, capsys):
+    rec, gt = simulate_recording(SimConfig(n_electrodes=3, duration_s=20.0, units_min=1, snr_min=8), seed=5)
+    x = np.round(rec.get_traces() / 0.25).astype(np.int16)
+    x[:, 1] = 0
+    x.tofile(tmp_path / "r.dat")
+    argv = ["run", str(tmp_path / "r.dat"), *RAW, "-o", str(tmp_path / "o"), "--no-report"]
+    argv[argv.index("--n-channels") + 1] = "3"
+    code, _, err = _cli(argv, capsys)
+    assert code == 0, err
+    s = np.load(tmp_path / "o" / "sorting.npz")
+    assert not np.any(s["electrode"] == 1)
+    assert {0, 2} <= set(np.unique(s["electrode"][s["unit"] >= 0]).tolist())
