@@ -3,7 +3,7 @@
 Noise is generated lazily in fixed blocks of ``block`` samples. White Gaussian noise of
 block ``j`` comes from ``np.random.default_rng([seed, 7, j])``; the coloured block ``j``
 is the FIR filter applied to the last ``taps - 1`` white samples of block ``j - 1``
-followed by block ``j`` (FFT convolution of a fixed size). Every output block is
+followed by block ``j`` (FFT convolution of a fixed size). FFT sizes and channel groups are fixed, so every output block is
 therefore computed the same way whichever range a caller asks for, so any sample's
 value does not depend on how reads are chunked (bit-identical).
 
@@ -19,6 +19,7 @@ each electrode then multiplies it by its own σ in µV.
 from __future__ import annotations
 
 import numpy as np
+from scipy import fft as sp_fft
 from scipy import signal
 
 from ..recording import Recording
@@ -73,33 +74,53 @@ class BlockNoise:
         Fraction of each channel's variance that is shared by all channels.
     """
 
+    #: Channels coloured together; bounds the FFT work arrays (about 2.5 MB per group at 32768 samples).
+    GROUP = 8
+
     def __init__(self, seed: int, n_channels: int, fir: np.ndarray, scale_uv: np.ndarray, block: int,
                  common_fraction: float = 0.0):
         self.seed, self.n_channels, self.block = int(seed), int(n_channels), int(block)
         self.fir = np.asarray(fir, float)
         self.scale_uv = np.asarray(scale_uv, float)
         self.common_fraction = float(common_fraction)
-        self._white_cache: dict[int, np.ndarray] = {}
+        self._n_fft = sp_fft.next_fast_len(self.block + self.fir.shape[0] - 1, real=True)
+        self._fir_fft = sp_fft.rfft(self.fir, self._n_fft)
+        self._tail: tuple[int, np.ndarray] | None = None  # (j, last taps - 1 white samples of block j)
 
     def _white(self, j: int) -> np.ndarray:
-        """White noise of block j (j >= -1), shape (block, n_channels + 1), float32; cached (2 blocks)."""
-        if j not in self._white_cache:
-            rng = np.random.default_rng([self.seed, _WHITE_STREAM, j + 1])
-            if len(self._white_cache) >= 2:
-                self._white_cache.pop(min(self._white_cache))
-            self._white_cache[j] = rng.standard_normal((self.block, self.n_channels + 1), dtype=np.float32)
-        return self._white_cache[j]
+        """White noise of block j (j >= -1), shape (block, n_channels + 1), float32."""
+        rng = np.random.default_rng([self.seed, _WHITE_STREAM, j + 1])
+        return rng.standard_normal((self.block, self.n_channels + 1), dtype=np.float32)
+
+    def _colour(self, w: np.ndarray) -> np.ndarray:
+        """Valid part of the FIR convolution of w (block + taps - 1, g), float64 (block, g)."""
+        k = self.fir.shape[0]
+        y = sp_fft.irfft(sp_fft.rfft(w, self._n_fft, axis=0) * self._fir_fft[:, None], self._n_fft, axis=0)
+        return y[k - 1:k - 1 + self.block]
+
+    def add_block_uv(self, j: int, out: np.ndarray) -> None:
+        """Add the noise of block j (µV) into ``out`` of shape (block, n_channels), float64, in place."""
+        k = self.fir.shape[0]
+        tail = self._tail[1] if self._tail is not None and self._tail[0] == j - 1 else \
+            self._white(j - 1)[self.block - (k - 1):]
+        white = self._white(j)
+        c = self.common_fraction
+        common = self._colour(np.concatenate([tail[:, -1:], white[:, -1:]]).astype(np.float64))[:, 0] \
+            if c > 0 else None
+        for g in range(0, self.n_channels, self.GROUP):
+            cols = slice(g, min(g + self.GROUP, self.n_channels))
+            y = self._colour(np.concatenate([tail[:, cols], white[:, cols]]).astype(np.float64))
+            y *= np.sqrt(1.0 - c)
+            if common is not None:
+                y += np.sqrt(c) * common[:, None]
+            out[:, cols] += y * self.scale_uv[cols]
+        self._tail = (j, white[self.block - (k - 1):].copy())
 
     def block_uv(self, j: int) -> np.ndarray:
         """Noise of block j, shape (block, n_channels), float64, µV."""
-        k = self.fir.shape[0]
-        w = np.concatenate([self._white(j - 1)[self.block - (k - 1):], self._white(j)], axis=0)
-        y = signal.fftconvolve(w.astype(np.float64), self.fir[:, None], mode="valid", axes=0)
-        c = self.common_fraction
-        out = np.sqrt(1.0 - c) * y[:, :self.n_channels]
-        if c > 0:
-            out += np.sqrt(c) * y[:, self.n_channels:]
-        return out * self.scale_uv
+        out = np.zeros((self.block, self.n_channels))
+        self.add_block_uv(j, out)
+        return out
 
 
 class RecordedNoise:
@@ -113,7 +134,12 @@ class RecordedNoise:
         self.source, self.n_channels, self.block = source, int(n_channels), int(block)
         self.channels = np.arange(n_channels) % source.n_channels
 
+    def add_block_uv(self, j: int, out: np.ndarray) -> None:
+        """Add the noise of block j (µV) into ``out`` of shape (block, n_channels), in place."""
+        out += self.block_uv(j)
+
     def block_uv(self, j: int) -> np.ndarray:
+        """Noise of block j, shape (block, n_channels), float64, µV."""
         n = self.source.n_samples
         idx = np.arange(j * self.block, (j + 1) * self.block) % n
         out = np.empty((self.block, self.n_channels), np.float64)

@@ -49,7 +49,7 @@ class SimulatedRecording(Recording):
     ----------
     units : UnitTable
     spikes : SpikeTable
-    noise : object with ``block`` and ``block_uv(j) -> ndarray (block, n_channels)``, or None
+    noise : object with ``block`` and ``add_block_uv(j, out)`` (adds block j's noise in µV), or None
         None gives noise-free traces.
     fs : float, Hz
     n_samples : int
@@ -100,7 +100,7 @@ class SimulatedRecording(Recording):
         if j not in self._cache:
             x = self._spike_block(j * self.block)
             if self.noise is not None:
-                x += self.noise.block_uv(j)
+                self.noise.add_block_uv(j, x)
             if len(self._cache) >= 2:
                 self._cache.pop(next(iter(self._cache)))
             self._cache[j] = x.astype(np.float32)
