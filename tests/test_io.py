@@ -113,10 +113,17 @@ def _make_source(kind, tmp_path, raw):
     if kind == "nsx":
         p = write_nsx(tmp_path / "x.ns5", [raw])
         return blackrock_recording(p), raw * (8191 / 32764)
+    if kind == "neo_rawbinary":  # a non-Blackrock neo reader, through the generic path
+        from neo.rawio import RawBinarySignalRawIO
+
+        p = tmp_path / "x.raw"
+        p.write_bytes(raw.tobytes())
+        kw = {"nb_channel": C, "sampling_rate": 30000.0, "signal_gain": GAIN, "signal_offset": OFFSET}
+        return NeoRecording(p, RawBinarySignalRawIO, rawio_kwargs=kw), raw * GAIN + OFFSET
     raise ValueError(kind)
 
 
-SOURCES = ["array", "raw", "hdf5_int16", "hdf5_float", "nsx"]
+SOURCES = ["array", "raw", "hdf5_int16", "hdf5_float", "nsx", "neo_rawbinary"]
 
 
 @pytest.fixture(params=SOURCES)
@@ -242,6 +249,18 @@ def test_nsx_21_without_scale_warns_and_keeps_counts(tmp_path, raw_int16, caplog
     assert "cannot rescale to µV" in caplog.text
     assert not rec.describe()["voltage_scale"]
     np.testing.assert_array_equal(rec.get_traces(), raw_int16[:200].astype(np.float32))
+
+
+def test_project_nsx_writer_round_trip(tmp_path):
+    from spikevae.io.nsx_write import write_nsx as write_project_nsx
+
+    x = np.random.default_rng(3).normal(0, 40, (7000, 4)).astype(np.float32)
+    src = ArrayRecording(x, 30000.0, channel_ids=["3", "7", "11", "96"])
+    rec = open_recording(write_project_nsx(tmp_path / "w.ns5", src, chunk_s=0.1))
+    assert isinstance(rec, NeoRecording) and rec.channel_ids.tolist() == ["3", "7", "11", "96"]
+    assert (rec.fs, rec.n_samples) == (30000.0, 7000) and np.allclose(rec.gain_uv, 0.25)
+    assert np.abs(rec.get_traces() - x).max() <= 0.125 + 1e-4  # half a bit
+    np.testing.assert_array_equal(rec.get_traces(1234, 5678, [2, 0]), rec.get_traces()[1234:5678, [2, 0]])
 
 
 # ---- HDF5 writer --------------------------------------------------------------------------------

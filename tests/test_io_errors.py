@@ -6,7 +6,7 @@ import logging
 import numpy as np
 import pytest
 
-from conftest import require_data
+from conftest import SHARED_DATA, require_data
 from spikevae.errors import RecordingError, SpikevaeError
 from spikevae.io import (BinaryRecording, HDF5Recording, check_finite, find_dead_channels, open_recording,
                          read_nev, validate_recording)
@@ -201,3 +201,14 @@ def test_read_nev_unknown_electrode(shared_data):
     with pytest.raises(RecordingError, match=r"no spikes on electrode\(s\) \[200\]; electrodes with spikes: 1\.\.96"):
         read_nev(path, channels=[3, 200])
     assert issubclass(RecordingError, SpikevaeError)
+
+
+def test_require_data_skips_locally_and_fails_in_ci(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPIKEVAE_REQUIRE_DATA", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="test data not found"):
+        require_data(tmp_path / "absent")
+    monkeypatch.setenv("SPIKEVAE_REQUIRE_DATA", "1")
+    with pytest.raises(pytest.fail.Exception, match="SPIKEVAE_REQUIRE_DATA is set"):
+        require_data(tmp_path / "absent")
+    assert require_data(tmp_path) == tmp_path
+    assert SHARED_DATA.name == "data" and SHARED_DATA.parent.name == "shared"

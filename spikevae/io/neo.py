@@ -165,14 +165,12 @@ class NeoRecording(Recording):
         self.units = sorted({str(u) for u in chans["units"]})
         factors = [_uv_factor(u) for u in chans["units"]]
         self.voltage_scale = all(f is not None for f in factors)
-        if self.voltage_scale:
-            factors = np.asarray(factors, dtype=float)
-            gain, offset = chans["gain"] * factors, chans["offset"] * factors
-        else:
-            log.warning("%s: cannot rescale to µV: the file gives no voltage scale (units %s; Blackrock NSx 2.1 "
-                        "headers carry none); traces stay in raw counts (gain 1). Thresholds in σ still work, "
-                        "amplitudes in µV do not.", self.path, self.units or ["none"])
-            gain, offset = np.ones(len(chans)), np.zeros(len(chans))
+        if not self.voltage_scale:
+            log.warning("%s: cannot rescale to µV: the file gives no voltage unit (units %s); values keep neo's "
+                        "own scale (raw counts for Blackrock NSx 2.1, whose headers carry no scale). Thresholds in "
+                        "σ still work, amplitudes in µV do not.", self.path, self.units)
+        factors = np.asarray([1.0 if f is None else f for f in factors])
+        gain, offset = chans["gain"] * factors, chans["offset"] * factors
         rawio = self._rawio
         n = rawio.get_signal_size(0, self.segment, self.stream_index)
         self.t_start_s = float(rawio.get_signal_t_start(0, self.segment, self.stream_index))
