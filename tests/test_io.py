@@ -366,7 +366,7 @@ def test_info_command_on_real_files(shared_data):
     out = CliRunner().invoke(info, [str(d / "blackrock_limblab_utah" / "TEST_UN001.ns2")])
     assert out.exit_code == 0, out.output
     for text in ("channels:       6 (129", "sampling rate:  1000 Hz", "duration:       79.698 s", "152.593 µV",
-                 "segment:        0, of 1", "nsx2"):
+                 "segment:        0, of 1", "nsx2", "are above 128: on a Blackrock NSP these are analog inputs"):
         assert text in out.output, text
     js = json.loads(CliRunner().invoke(info, ["--json", str(d / "blackrock_limblab_utah" / "Han_20170516.nev")]).output)
     assert js["n_spikes"] == 20_163 and js["waveform_samples"] == 48

@@ -60,6 +60,9 @@ def format_info(d: dict) -> str:
             f"{s['index']}: {s['duration_s']:g} s from {s['t_start_s']:g} s" for s in d["segments"]))
         lines.append(f"  neo also found: {d['n_spike_channels']} spike channels, {d['n_event_channels']} event channels")
         lines += [f"  neo warning:    {w}" for w in d["neo_warnings"]]
+        if d.get("analog_input_ids"):
+            lines.append(f"  note:           channel ids {_ids(d['analog_input_ids'])} are above 128: on a Blackrock "
+                         "NSP these are analog inputs, not electrodes (select electrodes with input.channels)")
     for key in ("dtype", "header_bytes", "file_bytes", "dataset", "stored_dtype"):
         if key in d:
             lines.append(f"  {key + ':':<15} {d[key]}")

@@ -104,11 +104,13 @@ class HDF5Recording(Recording):
         return state
 
     def _read_raw(self, start, stop, channels):
-        d = self._dset()
-        lo, hi = int(channels.min()), int(channels.max()) + 1
-        if np.array_equal(channels, np.arange(lo, hi)):
-            return d[start:stop, lo:hi]
-        return d[start:stop, lo:hi][:, channels - lo]
+        # Whole rows, then numpy indexing: h5py's strided column selections are ~50x slower
+        # than reading every channel of a time-chunked dataset (measured: 0.55 s vs 0.01 s
+        # for 1 of 96 channels over 10 s).
+        block = self._dset()[start:stop]
+        if channels.size == self.n_channels and np.array_equal(channels, np.arange(self.n_channels)):
+            return block
+        return block[:, channels]
 
     def describe(self) -> dict:
         info = super().describe()

@@ -216,6 +216,9 @@ class NeoRecording(Recording):
             "n_event_channels": int(len(header["event_channels"])),
             "neo_warnings": self.neo_warnings,
         })
+        if self.rawio_class.__name__ == "BlackrockRawIO":
+            # A Blackrock NSP numbers its front-end (electrode) channels 1-128 and its analog inputs 129-144.
+            info["analog_input_ids"] = [c for c in self.channel_ids.tolist() if c.isdigit() and int(c) > 128]
         return info
 
 
