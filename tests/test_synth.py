@@ -161,3 +161,26 @@ def test_bad_configs_name_the_keys():
         simulate_recording(small_config(snr_min=10, snr_max=5))
     with pytest.raises(SpikevaeError, match="n_electrodes=200"):
         simulate_recording(small_config(n_electrodes=200))
+
+
+def test_simulate_command_writes_a_readable_recording_and_ground_truth(tmp_path, capsys):
+    import json
+
+    from spikevae.cli import main
+    from spikevae.io.binary import BinaryRecording
+
+    out = tmp_path / "sim"
+    main(["simulate", str(out), "--duration", "0.5", "--electrodes", "4", "--seed", "5", "--format", "raw",
+          "--set", "sim.snr_min=5"])
+    meta = json.loads((out / "recording.json").read_text())
+    rec = BinaryRecording(out / "recording.dat", fs=meta["fs"], n_channels=meta["n_channels"],
+                          dtype=meta["dtype"], gain_uv=meta["gain_uv"])
+    expected, gt = simulate_recording(SimConfig(duration_s=0.5, n_electrodes=4, snr_min=5.0), seed=5)
+    assert np.abs(rec.get_traces() - expected.get_traces()).max() <= meta["gain_uv"] / 2 + 1e-4
+    loaded, info = read_ground_truth(out / "ground_truth.npz")
+    np.testing.assert_array_equal(loaded.sample_index, gt.sample_index)
+    assert info["unit_snr_requested"].min() >= 5.0
+    with pytest.raises(SystemExit) as exc:
+        main(["simulate", str(tmp_path / "bad"), "--set", "sim.snr_mn=3"])
+    assert exc.value.code == 1
+    assert "did you mean sim.snr_min" in capsys.readouterr().err
