@@ -24,7 +24,7 @@ def template(width=2.5, rebound=0.35, rebound_delay=8.0):
 def noise(rng, n, sigma=1.0, corr=0.0):
     """Gaussian noise of standard deviation ``sigma`` per sample, white or, with ``corr`` > 0,
     smoothed by a Gaussian kernel of ``corr`` samples (temporally correlated)."""
-    if corr <= 0:
+    if corr <= 0 or n == 0:
         return sigma * rng.normal(size=(n, L))
     k = np.exp(-0.5 * (np.arange(-3, 4) / corr) ** 2)
     raw = rng.normal(size=(n, L + 6))
@@ -246,3 +246,54 @@ def test_params_record_config_and_stage_counts():
     assert p["config"]["refine"]["merge_sample"] == ClusterConfig().refine.merge_sample
     assert set(p["totals"]) >= {"merges", "splits", "overlap_extra"}
     assert p["n_detected"] == spikes.n_spikes
+
+
+# -- noise whitening ---------------------------------------------------------------
+
+def _spikes_with_snippets(rng, n_snip=(600, 0), corr=1.5, sigma=10.0):
+    """Two electrodes; electrode 0 has correlated-noise snippets, electrode 1 has ``n_snip[1]``."""
+    tpl = template()
+    w0, _ = make_electrode(rng, [(tpl, 8.0, 50)], sigma=sigma)
+    w1, _ = make_electrode(rng, [(tpl, 8.0, 50)], sigma=sigma)
+    spikes, _ = make_spikes([(w0, np.zeros(50, int)), (w1, np.zeros(50, int))], sigma=sigma)
+    snip = np.concatenate([noise(rng, n_snip[0], sigma, corr), noise(rng, n_snip[1], sigma, corr)])
+    el = np.r_[np.zeros(n_snip[0], int), np.ones(n_snip[1], int)]
+    return Spikes(spikes.sample_index, spikes.electrode, spikes.waveforms, spikes.amplitude_uv, spikes.noise_uv,
+                  FS, PEAK, spikes.channel_ids, snip, el)
+
+
+def test_whitened_noise_is_white_with_unit_variance():
+    from spikevae.whiten import noise_whitener
+
+    rng = np.random.default_rng(20)
+    spikes = _spikes_with_snippets(rng, n_snip=(2000, 0), corr=0.7)
+    w = noise_whitener(spikes, shrinkage=0.01)[0]
+    held_out = noise(rng, 3000, 10.0, 0.7) @ w.T
+    cov = np.cov(held_out, rowvar=False)
+    assert np.allclose(np.diag(cov), 1.0, atol=0.2)
+    off = cov[~np.eye(L, dtype=bool)]
+    assert np.abs(off).max() < 0.2
+    raw = np.cov(noise(rng, 3000, 10.0, 0.7) / 10.0, rowvar=False)
+    assert raw[0, 1] > 0.3  # the noise was correlated before whitening
+
+
+def test_whitening_without_snippets_falls_back_to_pooled_or_sigma():
+    from spikevae.whiten import noise_whitener, whiten_waveforms
+
+    rng = np.random.default_rng(21)
+    spikes = _spikes_with_snippets(rng, n_snip=(600, 0))
+    w = noise_whitener(spikes)
+    np.testing.assert_allclose(w[1], w[0], rtol=1e-6)  # same σ, so the pooled estimate equals electrode 0's
+    bare = Spikes(spikes.sample_index, spikes.electrode, spikes.waveforms, spikes.amplitude_uv, spikes.noise_uv,
+                  FS, PEAK, spikes.channel_ids)
+    np.testing.assert_allclose(whiten_waveforms(bare), bare.scaled_waveforms(), rtol=1e-5)
+
+
+def test_whitening_keeps_the_peak_in_place():
+    from spikevae.whiten import whiten_waveforms
+
+    rng = np.random.default_rng(22)
+    spikes = _spikes_with_snippets(rng)
+    ww = whiten_waveforms(spikes)
+    assert ww.shape == spikes.waveforms.shape and ww.dtype == np.float32
+    assert abs(int(np.argmin(ww.mean(0))) - PEAK) <= 1

@@ -18,7 +18,8 @@ def fit_mixture(x: np.ndarray, k: int, cfg, seed: int):
     from sklearn.mixture import GaussianMixture
 
     return GaussianMixture(n_components=k, covariance_type=cfg.covariance, reg_covar=cfg.reg_covar,
-                           n_init=cfg.n_init, max_iter=200, random_state=seed).fit(x)
+                           n_init=cfg.n_init, max_iter=200, init_params="k-means++",
+                           random_state=seed).fit(x)
 
 
 def select_size(x: np.ndarray, cfg, seed: int) -> int:
