@@ -147,7 +147,7 @@ def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_
     }
 
 
-def estimate_offset(gt: Sorting, sorting: Sorting, max_ms: float = 2.0) -> int:
+def estimate_offset(gt: Sorting, sorting: Sorting, max_ms: float = 3.0) -> int:
     """The constant shift (samples) to add to ground-truth times that best aligns them with the sorting.
 
     Uses the histogram of (sorted - gt) time differences within ``max_ms`` over all
