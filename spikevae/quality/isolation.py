@@ -26,11 +26,12 @@ def electrode_pca(x: np.ndarray, n_components: int) -> np.ndarray:
     Returns
     -------
     ndarray of shape (n_spikes, k), float64, k = min(n_components, n_spikes, n_samples)
+    (k = min(n_components, n_samples) when there are no spikes)
     """
     x = np.asarray(x, dtype=np.float64)
+    if x.shape[0] == 0:
+        return np.zeros((0, min(n_components, x.shape[1])))
     k = min(n_components, x.shape[0], x.shape[1])
-    if k == 0:
-        return np.zeros((x.shape[0], 0))
     xc = x - x.mean(axis=0)
     # Eigen-decomposition of the small (n_samples x n_samples) covariance: deterministic and fast.
     _, vecs = np.linalg.eigh(xc.T @ xc)

@@ -1,0 +1,177 @@
+"""The HTML report: content, self-containment, the run-folder command, and a headless-Chromium render."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikevae.objects import Embedding, Sorting
+from spikevae.quality.isolation import electrode_pca
+from spikevae.quality.synthetic import make_units
+from spikevae.report import ReportContext, render, write_report
+from spikevae.report.context import normalise_history
+
+N_EL = 3
+
+
+def _features(spikes, k=3):
+    f = np.zeros((spikes.n_spikes, k), np.float32)
+    for e in range(spikes.n_electrodes):
+        i = np.nonzero(spikes.electrode == e)[0]
+        f[i] = electrode_pca(spikes.scaled_waveforms()[i], k)
+    return f
+
+
+@pytest.fixture(scope="module")
+def run():
+    spikes, pca = make_units(n_electrodes=N_EL + 1, units_per_electrode=2, duration_s=90.0, rate_hz=5.0,
+                             unsorted_fraction=0.05, seed=5)
+    # The last electrode has no spikes at all (a dead channel).
+    spikes = spikes.subset(spikes.electrode < N_EL)
+    pca = Sorting(pca.sample_index[pca.electrode < N_EL], pca.electrode[pca.electrode < N_EL],
+                  pca.unit[pca.electrode < N_EL], pca.fs)
+    vae_units = np.where(pca.unit % 2 == 1, pca.unit - 1, pca.unit)  # merges the two units of each electrode
+    vae = Sorting(pca.sample_index, pca.electrode, vae_units, pca.fs)
+    f = _features(spikes)
+    emb = {"pca": Embedding(f, "pca"), "vae": Embedding(f[:, ::-1] * 0.5, "vae")}
+    return spikes, {"pca": pca, "vae": vae}, emb
+
+
+def _context(run, **kw):
+    spikes, sortings, emb = run
+    from spikevae.compare import compare_sortings
+
+    history = [{"epoch": i, "train_recon": 5 / (i + 1), "train_kl": 0.1 * i, "train_total": 5 / (i + 1) + 0.1 * i,
+                "val_recon": 6 / (i + 1), "val_kl": 0.1 * i, "val_total": 6 / (i + 1) + 0.1 * i} for i in range(8)]
+    base = dict(spikes=spikes, sortings=sortings, main_method="pca", embeddings=emb,
+                recording_info={"source": "synthetic.ns5", "fs": 30000.0, "n_channels": N_EL + 1, "duration_s": 90.0},
+                config={"quality": {"preset": "spikevae"}}, timings={"detect": {"seconds": 1.5, "peak_rss_mb": 200.0}},
+                history=history, gt_scores={m: compare_sortings(sortings["pca"], s) for m, s in sortings.items()})
+    return ReportContext(**(base | kw))
+
+
+@pytest.fixture(scope="module")
+def report_path(run, tmp_path_factory):
+    return write_report(tmp_path_factory.mktemp("report") / "r" / "report.html", _context(run))
+
+
+def _data_images(text: str) -> list[str]:
+    return re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+
+
+def test_report_has_every_section_and_no_external_resource(report_path):
+    text = report_path.read_text()
+    # electrodes with spikes + overview + training curves + ground-truth figure
+    assert len(_data_images(text)) == N_EL + 3
+    for anchor in ("summary", "comparison", "training", "units", "overview", "el-0", "el-2"):
+        assert f"id='{anchor}'" in text or f'id="{anchor}"' in text
+    assert 'id="el-3"' not in text  # the dead electrode has no section, only a grid cell
+    assert text.count('<tr class="good">') + text.count('<tr class="bad">') >= 2 * N_EL * 2
+    assert not re.search(r'(src|href)="(https?:)?//', text) and "<link" not in text and "<script src" not in text
+    assert "GT mean accuracy" in text and "synthetic.ns5" in text
+    # PNG magic in every image
+    import base64
+
+    assert all(base64.b64decode(b)[:8] == b"\x89PNG\r\n\x1a\n" for b in _data_images(text))
+
+
+def test_report_without_optional_parts(run, tmp_path):
+    spikes, sortings, _ = run
+    ctx = ReportContext(spikes=spikes, sortings={"pca": sortings["pca"]})
+    text = render(ctx)
+    assert "VAE training" not in text and "Ground truth" not in text
+    assert len(_data_images(text)) == N_EL + 1
+    assert ctx.duration_s == pytest.approx((sortings["pca"].sample_index.max() + 1) / spikes.fs)
+
+
+def test_context_checks_its_inputs(run):
+    spikes, sortings, emb = run
+    with pytest.raises(ValueError, match="main_method 'ae' is not one of"):
+        ReportContext(spikes=spikes, sortings=sortings, main_method="ae")
+    with pytest.raises(ValueError, match="embedding 'pca' has 5 rows"):
+        ReportContext(spikes=spikes, sortings=sortings, embeddings={"pca": Embedding(emb["pca"].features[:5], "pca")})
+    h = normalise_history([{"train_recon": 2.0, "val_recon": 3.0}, {"train_recon": 1.0, "val_recon": 2.5}])
+    assert h == {"train_recon": [2.0, 1.0], "val_recon": [3.0, 2.5]}
+
+
+def _make_run_folder(run, out: Path) -> None:
+    from spikevae.store import RunStore
+
+    spikes, sortings, emb = run
+    store = RunStore(out)
+    store.save_spikes(spikes, {}, "h0")
+    for m in sortings:
+        store.save_embedding(emb[m], {}, f"e-{m}")
+        store.save_sorting(sortings[m], m, {}, f"s-{m}")
+    store.set_root_attrs(recording={"source": "synthetic.ns5", "fs": 30000.0, "duration_s": 90.0},
+                         config={"features": {"method": "vae"}, "quality": {"preset": "allen"}},
+                         timings={"detect": {"seconds": 2.0}})
+
+
+def test_report_command_regenerates_from_run_folder(run, tmp_path, capsys):
+    from spikevae.cli import main
+
+    out = tmp_path / "out"
+    _make_run_folder(run, out)
+    gt = tmp_path / "gt.npz"
+    run[1]["pca"].save_npz(gt)
+    main(["report", str(out), "--gt", str(gt)])
+    msg = capsys.readouterr().out
+    assert "vae:" in msg and "ground-truth mean accuracy 1.000" in msg  # the pca sorting is the truth here
+    text = (out / "report.html").read_text()
+    assert "<h3>vae</h3>" in text and "preset <b>allen</b>" in text
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["preset"]["name"] == "allen" and len(doc["units"]) == N_EL  # vae merged pairs: one unit each
+    assert (out / "units.csv").read_text().startswith("unit,electrode,channel_id,n_spikes")
+
+
+def test_report_command_errors_are_one_line(tmp_path, capsys):
+    from spikevae.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(tmp_path / "nothing")])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and "no run store" in err and err.count("\n") == 1
+
+
+# --- headless browser ----------------------------------------------------------------------
+
+def _chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def _chrome(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
+    exe = _chromium()
+    base = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome-profile'}"]
+    return subprocess.run(base + args, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.browser
+def test_report_renders_in_headless_chromium(report_path, tmp_path):
+    if _chromium() is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    path = report_path
+    res = _chrome(["--virtual-time-budget=5000", "--dump-dom", f"{path.as_uri()}?sort=-snr"], tmp_path)
+    dom = res.stdout
+    assert 'data-ready="1"' in dom, res.stderr[-2000:]  # the inline script ran to its end
+    assert re.search(r'<pre id="js-errors"></pre>', dom), "a script error was reported"
+    assert len(_data_images(dom)) == N_EL + 3
+    # ?sort=-snr sorted the first units table by SNR, descending, in the browser.
+    table = dom.split('id="units-pca"')[1].split("</table>")[0]
+    snr_col = 5  # unit, channel_id, n_spikes, firing_rate_hz, amplitude_uv, snr
+    snrs = [float(re.findall(r'<td[^>]*data-v="([^"]*)"', row)[snr_col]) for row in table.split("<tr")[2:]]
+    assert len(snrs) == 2 * N_EL and snrs == sorted(snrs, reverse=True)
+    shot = tmp_path / "shot.png"
+    _chrome(["--window-size=1400,2400", f"--screenshot={shot}", path.as_uri()], tmp_path)
+    from PIL import Image
+
+    im = np.asarray(Image.open(shot).convert("L"))
+    assert im.shape == (2400, 1400) and im.std() > 20  # a page with content, not a blank
