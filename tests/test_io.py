@@ -17,7 +17,7 @@ from spikevae.io import (BinaryRecording, HDF5Recording, NeoRecording, open_reco
                          write_hdf5)
 from spikevae.io.neo import blackrock_recording
 from spikevae.params import InputConfig
-from spikevae.recording import ArrayRecording
+from spikevae.recording import ArrayRecording, Recording
 
 N, C = 20_000, 5
 GAIN, OFFSET = 0.25, -3.0
@@ -275,6 +275,34 @@ def test_write_hdf5_round_trip(tmp_path, raw_int16):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+# ---- bounded memory ------------------------------------------------------------------------------
+class LazyNoise(Recording):
+    """A long recording computed on demand (never held in memory)."""
+
+    def __init__(self, seconds, n_channels=32, fs=30000.0):
+        self._init_meta(fs, np.arange(n_channels).astype(str), int(seconds * fs), source="lazy")
+
+    def _read_raw(self, start, stop, channels):
+        rng = np.random.default_rng(start)
+        return rng.normal(0, 10, (stop - start, channels.size)).astype(np.float32)
+
+
+def test_checks_and_writer_run_in_bounded_memory(tmp_path):
+    import tracemalloc
+
+    from spikevae.io import find_dead_channels
+
+    tracemalloc.start()
+    assert find_dead_channels(LazyNoise(3600)).size == 0  # one hour: 415 MB per channel-hour if loaded
+    _, peak_dead = tracemalloc.get_traced_memory()
+    tracemalloc.reset_peak()
+    write_hdf5(tmp_path / "long.h5", LazyNoise(10), chunk_s=0.5)  # 38 MB of traces
+    _, peak_write = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak_dead < 5e6 and peak_write < 10e6, (peak_dead, peak_write)
+    assert HDF5Recording(tmp_path / "long.h5").n_samples == 300_000
+
+
 # ---- real Blackrock files -----------------------------------------------------------------------
 @pytest.mark.data
 def test_real_ns2_force_channels(shared_data):
@@ -385,3 +413,17 @@ def test_info_command_on_raw_binary(tmp_path, raw_int16):
     assert out.exit_code == 0, out.output
     d = json.loads(out.output)
     assert (d["n_channels"], d["n_samples"], d["gain_uv"], d["dtype"]) == (C, N, [0.195], "int16")
+
+
+@pytest.mark.data
+def test_nev_and_nsx_of_one_session_are_read_apart(shared_data, tmp_path, raw_int16):
+    """A .nev next to an .nsX of another length: each reader ignores the other file (paired, neo splits the
+    spikes by the .nsX segments and warns about spikes outside them)."""
+    import shutil
+
+    nev = require_data(shared_data / "blackrock_limblab_utah" / "Han_20170516.nev")
+    shutil.copy(nev, tmp_path / "s.nev")
+    write_nsx(tmp_path / "s.ns5", [raw_int16[:900], raw_int16[:300]])  # two segments; the .nev has one
+    assert read_nev(tmp_path / "s.nev").n_spikes == 20_163
+    rec = open_recording(tmp_path / "s.ns5")
+    assert rec.n_samples == 900 and len(rec.segments()) == 2
