@@ -60,6 +60,14 @@ def test_read_nev_refuses_other_files(tmp_path):
         read_nev(_raw_file(tmp_path, 100, "x.ns5"))
 
 
+@pytest.mark.parametrize("name", ["REC.NS5", "rec.Nev"])
+def test_upper_case_blackrock_extension(tmp_path, name):
+    p = _raw_file(tmp_path, 100, name)
+    with pytest.raises(RecordingError, match=r"only opens lower-case extensions; rename the file to "
+                                             r"(REC\.ns5|rec\.nev) \(or link it"):
+        read_nev(p) if name.endswith("ev") else open_recording(p)
+
+
 def test_corrupt_nsx_names_the_reader(tmp_path):
     p = tmp_path / "junk.ns5"
     p.write_bytes(b"NOTBLACKROCK" + bytes(500))

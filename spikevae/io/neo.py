@@ -222,6 +222,14 @@ class NeoRecording(Recording):
         return info
 
 
+def check_lowercase_extension(path: Path) -> None:
+    """neo's Blackrock reader only finds lower-case ``.nsX``/``.nev`` names; say so instead of 'no files found'."""
+    if path.suffix != path.suffix.lower():
+        fixed = path.with_suffix(path.suffix.lower()).name
+        raise RecordingError(f"{path}: neo's Blackrock reader only opens lower-case extensions; rename the file to "
+                             f"{fixed} (or link it: ln -s {path.name} {fixed})")
+
+
 def _needs_nev(path: Path) -> bool:
     """Whether neo needs the ``.nev`` beside ``path`` to scale it.
 
@@ -253,6 +261,7 @@ def blackrock_recording(path, stream: str = "", segment: int = 0, gap_tolerance_
     """
     from neo.rawio import BlackrockRawIO
 
+    check_lowercase_extension(Path(path))
     m = re.search(r"\.ns([1-6])$", str(path).lower())
     kwargs = {"nsx_to_load": int(m.group(1)) if m else "max", "load_nev": _needs_nev(Path(path)),
               "gap_tolerance_ms": gap_tolerance_ms if gap_tolerance_ms > 0 else None}

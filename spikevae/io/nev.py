@@ -32,6 +32,7 @@ import numpy as np
 
 from ..errors import RecordingError
 from ..objects import Spikes
+from .neo import check_lowercase_extension
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,7 @@ def _open_nev(path: Path):
         raise RecordingError(f"{path}: file not found; check the path")
     if path.suffix.lower() != ".nev":
         raise RecordingError(f"{path}: read_nev reads Blackrock .nev files; use open_recording for traces")
+    check_lowercase_extension(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Unknown event codes found": events are not used here
