@@ -184,3 +184,60 @@ def test_simulate_command_writes_a_readable_recording_and_ground_truth(tmp_path,
         main(["simulate", str(tmp_path / "bad"), "--set", "sim.snr_mn=3"])
     assert exc.value.code == 1
     assert "did you mean sim.snr_min" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_templates_from_a_trained_vae_decoder(tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from spikevae.detect import DetectConfig, detect_spikes
+    from spikevae.features.vae import VAEConfig, VAEFeatures
+    from spikevae.preprocess import PreprocessConfig, preprocess
+    from spikevae.synth.vae_templates import VAETemplates
+
+    train_rec, _ = simulate_recording(small_config(duration_s=3.0, units_min=2, snr_min=6, background_min=0, background_max=0), 0)
+    spikes = detect_spikes(preprocess(train_rec, PreprocessConfig()), DetectConfig())
+    cfg = VAEConfig(kind="vae", latent_dim=2, epochs=1, corruption="gaussian", device="cpu", batch_size=128)
+    VAEFeatures(cfg).fit(spikes).save(tmp_path / "model")
+
+    fn = VAETemplates(tmp_path / "model")
+    z = np.random.default_rng(7).normal(0.0, 1.0, (16, 2))
+    decoded = fn.decode(z)
+    out = fn(4, 90, np.random.default_rng(7))
+    plausible = decoded[fn._plausible(decoded)][:4]
+    np.testing.assert_allclose(out[:, 6:42], plausible[:, 6:42])  # untapered middle, embedded at the start
+    assert np.all(out[:, 48:] == 0)
+
+    calls = []
+
+    def recording_fn(n, length, rng):
+        calls.append(fn(n, length, rng))
+        return calls[-1]
+
+    cfg = small_config(duration_s=0.5, hard_fraction=0.0, background_min=0, background_max=0)
+    rec, _ = simulate_recording(cfg, seed=2, template_fn=recording_fn)
+    info = rec.unit_info
+    assert len(calls) == 1 and calls[0].shape == (len(info.unit_ids), 90)
+    assert np.all(np.argmin(info.unit_templates, axis=1) == info.template_peak_index)
+    shifted = np.stack([np.roll(w, info.template_peak_index - np.argmax(np.abs(w))) for w in calls[0]])
+    corr = np.sum(shifted * info.unit_templates, axis=1) / np.linalg.norm(shifted, axis=1) / np.linalg.norm(
+        info.unit_templates, axis=1)
+    assert corr.min() > 0.999, corr
+
+
+def test_noise_taken_from_a_recording_is_tiled_and_sets_the_snr_scale():
+    from spikevae.recording import ArrayRecording
+
+    src = np.random.default_rng(1).normal(0, 1, (20000, 3)).astype(np.float32) * np.float32([5, 10, 20])
+    source = ArrayRecording(src, 30000.0)
+    cfg = small_config(duration_s=2.0, n_electrodes=5)
+    rec, _ = simulate_recording(cfg, seed=0, noise_recording=source)
+    noise = rec.get_traces().astype(np.float64) - rec.without_noise().get_traces()
+    t = np.arange(rec.n_samples) % 20000
+    np.testing.assert_allclose(noise, src[t][:, [0, 1, 2, 0, 1]], atol=1e-4)
+    filtered_sigma = np.median(np.abs(bandpass(src[:, [0, 1, 2, 0, 1]])), axis=0) / 0.6745
+    np.testing.assert_allclose(rec.unit_info.noise_uv, filtered_sigma, rtol=1e-6)
+    parts = np.concatenate([rec.get_traces(a, a + 9000) for a in range(0, rec.n_samples, 9000)])
+    np.testing.assert_array_equal(parts, rec.get_traces())
+    with pytest.raises(SpikevaeError, match="sampled at 10000 Hz"):
+        simulate_recording(cfg, noise_recording=ArrayRecording(src, 10000.0))

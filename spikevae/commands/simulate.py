@@ -29,9 +29,15 @@ def sim_config(duration: float, electrodes: int, overrides=()):
 @click.option("--format", "fmt", default="nsx", show_default=True, type=click.Choice(["nsx", "raw", "hdf5"]),
               help="recording.ns5 (Blackrock), recording.dat + .json (int16), or recording.h5")
 @click.option("--chunk-s", default=1.0, show_default=True, type=float, help="seconds written per chunk")
+@click.option("--templates-from", "templates_from", type=click.Path(file_okay=False), default=None,
+              help="draw spike shapes from a trained VAE model folder (default: parametric shapes)")
+@click.option("--latent-scale", default=1.0, show_default=True, type=float,
+              help="standard deviation of the latent draws for --templates-from")
+@click.option("--noise-from", "noise_from", type=click.Path(), default=None,
+              help="take the background noise from this recording (tiled) instead of 1/f + white noise")
 @click.option("--set", "overrides", multiple=True, metavar="sim.KEY=VALUE",
               help="override a simulation setting, e.g. --set sim.snr_min=4 (see spikevae.synth.SimConfig)")
-def simulate(out_dir, duration, electrodes, seed, fmt, chunk_s, overrides):
+def simulate(out_dir, duration, electrodes, seed, fmt, chunk_s, templates_from, latent_scale, noise_from, overrides):
     """Simulate a Utah-array recording with ground truth into OUT_DIR.
 
     Writes the recording, ground_truth.npz (sample_index, unit, electrode, fs and per-unit
@@ -41,7 +47,16 @@ def simulate(out_dir, duration, electrodes, seed, fmt, chunk_s, overrides):
     from ..synth.export import write_simulation
 
     cfg = sim_config(duration, electrodes, overrides)
-    rec, gt = simulate_recording(cfg, seed)
+    template_fn = noise = None
+    if templates_from is not None:
+        from ..synth.vae_templates import VAETemplates
+
+        template_fn = VAETemplates(templates_from, latent_scale=latent_scale)
+    if noise_from is not None:
+        from ..io import open_recording
+
+        noise = open_recording(noise_from)
+    rec, gt = simulate_recording(cfg, seed, template_fn=template_fn, noise_recording=noise)
     s = write_simulation(out_dir, rec, gt, cfg, seed, fmt, chunk_s)
     snr = "" if not s["snr_range"] else f", SNR {s['snr_range'][0]:.1f}-{s['snr_range'][1]:.1f}"
     click.echo(f"wrote {out_dir}/{s['recording']} ({s['n_electrodes']} electrodes, {s['duration_s']:g} s) and "
