@@ -208,6 +208,8 @@ def test_read_nev_unknown_electrode(shared_data):
     path = require_data(shared_data / "blackrock_limblab_utah" / "Han_20170516.nev")
     with pytest.raises(RecordingError, match=r"no spikes on electrode\(s\) \[200\]; electrodes with spikes: 1\.\.96"):
         read_nev(path, channels=[3, 200])
+    with pytest.raises(RecordingError, match=r"channels=\['ch3'\]: give electrode ids as numbers"):
+        read_nev(path, channels=["ch3"])
     assert issubclass(RecordingError, SpikevaeError)
 
 

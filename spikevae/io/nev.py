@@ -125,7 +125,11 @@ def read_nev(path, channels=None) -> Spikes:
     electrode_ids = np.array([_electrode_of(str(c["name"]), str(c["id"])) for c in chans])
     keep = np.unique(electrode_ids)
     if channels is not None and len(channels):
-        wanted = np.array([int(c) for c in channels])
+        try:
+            wanted = np.array([int(c) for c in channels])
+        except ValueError:
+            raise RecordingError(f"{path}: channels={list(channels)!r}: give electrode ids as numbers, "
+                                 "e.g. [1, 2, 96]") from None
         missing = sorted(set(wanted.tolist()) - set(keep.tolist()))
         if missing:
             raise RecordingError(f"{path}: no spikes on electrode(s) {missing}; electrodes with spikes: "
