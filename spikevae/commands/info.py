@@ -31,7 +31,7 @@ def describe_path(path, input_config) -> dict:
 
 
 def _ids(ids: list) -> str:
-    return ", ".join(ids) if len(ids) <= 10 else f"{', '.join(ids[:5])} ... {', '.join(ids[-3:])} ({len(ids)})"
+    return ", ".join(ids) if len(ids) <= 10 else f"{', '.join(ids[:5])} ... {', '.join(ids[-3:])}"
 
 
 def format_info(d: dict) -> str:
