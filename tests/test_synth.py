@@ -36,6 +36,9 @@ def test_same_seed_same_samples_under_any_chunking(sim):
         np.testing.assert_array_equal(parts, whole)
     again, _ = simulate_recording(small_config(), seed=3)
     np.testing.assert_array_equal(again.get_traces(5000, 20000, [4, 1]), whole[5000:20000][:, [4, 1]])
+    import pickle  # worker processes get a copy of the recording
+
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(rec)).get_traces(9000, 9100), whole[9000:9100])
     other, _ = simulate_recording(small_config(), seed=4)
     assert not np.allclose(other.get_traces(0, 1000), whole[:1000])
 

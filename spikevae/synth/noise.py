@@ -87,6 +87,11 @@ class BlockNoise:
         self._fir_fft = sp_fft.rfft(self.fir, self._n_fft)
         self._tail: tuple[int, np.ndarray] | None = None  # (j, last taps - 1 white samples of block j)
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_tail"] = None
+        return state
+
     def _white(self, j: int) -> np.ndarray:
         """White noise of block j (j >= -1), shape (block, n_channels + 1), float32."""
         rng = np.random.default_rng([self.seed, _WHITE_STREAM, j + 1])

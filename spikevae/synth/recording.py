@@ -67,6 +67,11 @@ class SimulatedRecording(Recording):
         self._init_meta(fs, channel_ids, n_samples, 1.0, 0.0, positions_um, source)
         self._cache: dict[int, np.ndarray] = {}
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_cache"] = {}  # generated blocks are not sent to other processes
+        return state
+
     def without_noise(self) -> "SimulatedRecording":
         """The same spikes with no noise (for tests and measurements)."""
         return SimulatedRecording(self.units, self.spikes, None, self.fs, self.n_samples, self.channel_ids,
