@@ -93,7 +93,7 @@ def open_input(path, config: PipelineConfig) -> Recording | Spikes:
     if config.input.format == "nev" or (config.input.format == "auto" and p.suffix.lower() == ".nev"):
         from .io.nev import read_nev
 
-        return read_nev(p)
+        return read_nev(p, channels=config.input.channels or None)
     return open_recording(p, config.input)
 
 
