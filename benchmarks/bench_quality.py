@@ -5,7 +5,10 @@ Usage::
     python benchmarks/bench_quality.py [--spikes 500000] [--electrodes 96] [--units 3] [--duration 600]
 
 Prints the time of the synthetic set-up, of ``compute_metrics`` (the target is < 60 s on 2
-cores) and the peak resident memory of the process.
+cores) and the peak resident memory of the process. With ``--report DIR`` it also renders the
+HTML report of two sortings of the same spikes ("pca": the true units; "vae": the first two
+units of every electrode merged) with per-electrode PCA embeddings, and prints its render time
+and size.
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ def main(argv=None) -> None:
     p.add_argument("--units", type=int, default=3, help="units per electrode")
     p.add_argument("--duration", type=float, default=600.0, help="recording length (s)")
     p.add_argument("--unsorted", type=float, default=0.05, help="unsorted events per electrode (fraction)")
+    p.add_argument("--report", default=None, metavar="DIR", help="also write DIR/report.html and time it")
     args = p.parse_args(argv)
 
     from spikevae.quality import compute_metrics
@@ -41,6 +45,40 @@ def main(argv=None) -> None:
     print(f"data: {spikes.n_spikes} spikes, {spikes.n_electrodes} electrodes, {len(metrics)} units "
           f"({n_good} good), {args.duration:g} s; set-up {t1 - t0:.1f} s")
     print(f"compute_metrics: {t2 - t1:.1f} s; peak RSS {rss1:.0f} MB (after set-up {rss0:.0f} MB)")
+    if args.report:
+        bench_report(spikes, sorting, metrics, args.duration, args.report)
+
+
+def bench_report(spikes, sorting, metrics, duration_s: float, out_dir: str) -> None:
+    """Render the report of two sortings of ``spikes``; print render time, size and peak memory."""
+    import numpy as np
+
+    from spikevae.objects import Embedding, Sorting
+    from spikevae.quality import compute_metrics
+    from spikevae.quality.isolation import electrode_pca
+    from spikevae.quality_config import QualityConfig
+    from spikevae.report import ReportContext, write_report
+
+    feats = np.zeros((spikes.n_spikes, 3), np.float32)
+    scaled = spikes.scaled_waveforms()
+    for e in range(spikes.n_electrodes):
+        i = np.nonzero(spikes.electrode == e)[0]
+        feats[i] = electrode_pca(scaled[i], 3)
+    first_of_el = sorting.unit - sorting.unit % 3 if sorting.unit.size else sorting.unit
+    merged = np.where((sorting.unit >= 0) & (sorting.unit % 3 == 1), first_of_el, sorting.unit)
+    other = Sorting(sorting.sample_index, sorting.electrode, merged, sorting.fs)
+    ctx = ReportContext(spikes=spikes, sortings={"pca": sorting, "vae": other},
+                        embeddings={"pca": Embedding(feats, "pca"), "vae": Embedding(feats[:, ::-1], "vae")},
+                        metrics={"pca": metrics, "vae": compute_metrics(spikes, other, QualityConfig(), duration_s)},
+                        recording_info={"source": "synthetic", "fs": spikes.fs, "n_channels": spikes.n_electrodes,
+                                        "duration_s": duration_s})
+    from pathlib import Path
+
+    t0 = time.perf_counter()
+    path = write_report(Path(out_dir) / "report.html", ctx)
+    dt = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"report: {path} {path.stat().st_size / 1e6:.1f} MB, rendered in {dt:.1f} s; peak RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":

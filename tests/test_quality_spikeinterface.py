@@ -44,8 +44,8 @@ def _template(amp: float, width: float) -> np.ndarray:
     return -amp * w / w[PEAK]
 
 
-@pytest.fixture(scope="module")
-def data():
+def build_data() -> dict:
+    """The shared recording, spikevae's Spikes/Sorting/metrics, and a SpikeInterface analyzer on it."""
     rng = np.random.default_rng(7)
     n = int(DURATION_S * FS)
     traces = rng.normal(0, 10.0, (n, 3)).astype(np.float32)
@@ -81,6 +81,11 @@ def data():
     analyzer = si_core.create_sorting_analyzer(si_sorting, rec, format="memory", sparse=False)
     analyzer.compute(["random_spikes", "templates", "noise_levels", "spike_amplitudes"])
     return {"spikes": spikes, "sorting": sorting, "cfg": cfg, "ours": ours, "analyzer": analyzer}
+
+
+@pytest.fixture(scope="module")
+def data():
+    return build_data()
 
 
 def _close(ours: dict, theirs: dict, key: str, rtol: float, atol: float = 0.0) -> None:

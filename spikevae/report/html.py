@@ -27,7 +27,7 @@ h1{font-size:1.5em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-to
 table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px solid #ddd;padding:2px 6px;text-align:right}
 th{background:#f3f3f3;position:sticky;top:0}table.sortable th{cursor:pointer}th.asc:after{content:" \\25B2"}th.desc:after{content:" \\25BC"}
 td.l,th.l{text-align:left}tr.good td.g{color:#1a7f37;font-weight:600}tr.bad td.g{color:#b42318}
-.scroll{max-height:480px;overflow:auto;display:inline-block}img{max-width:100%}
+.scroll{max-height:480px;max-width:100%;overflow:auto;display:inline-block}img{max-width:100%}
 .grid{display:grid;grid-template-columns:repeat(10,1fr);gap:2px;font-size:11px;max-width:900px}
 .grid a{display:block;border:1px solid #ddd;padding:2px;text-decoration:none;color:#222;text-align:center}
 .grid a.has-good{background:#e8f5e9}.grid span{display:block;border:1px solid #eee;padding:2px;color:#aaa;text-align:center}
