@@ -192,7 +192,8 @@ def cluster(out_dir, method, **opts):
 
 @cli.command()
 @click.argument("sorting", type=click.Path())
-@click.option("--gt", required=True, type=click.Path(), help="ground truth .npz (sample_index, unit, [electrode], fs)")
+@click.option("--gt", required=True, type=click.Path(),
+              help="ground truth: .npz (sample_index, unit, [electrode], fs) or a .mat of the public benchmarks")
 @click.option("--method", default=None, help="which sorting of a run folder (default: sorting.npz)")
 @click.option("--tol-ms", default=0.4, show_default=True, help="matching tolerance")
 @click.option("--offset", "offset", default="0", show_default=True,
@@ -200,15 +201,16 @@ def cluster(out_dir, method, **opts):
 @click.option("--json", "json_path", type=click.Path(), default=None, help="write the scores as JSON")
 @click.option("--diagnose", "do_diagnose", is_flag=True,
               help="also report the detection ceiling and the supervised probe (needs a run folder)")
-def compare(sorting, gt, method, tol_ms, offset, json_path, do_diagnose):
+@click.option("--gt-fs", type=float, default=0.0, help="sampling rate of a .mat ground truth that does not store it")
+def compare(sorting, gt, method, tol_ms, offset, json_path, do_diagnose, gt_fs):
     """Score SORTING (a run folder or sorting .npz) against ground truth GT."""
-    from .compare import compare_sortings, estimate_offset, format_scores
+    from .compare import compare_sortings, estimate_offset, format_scores, load_ground_truth
     from .objects import Sorting
     from .store import write_text
 
     p = Path(sorting)
     npz = p / (f"sorting_{method}.npz" if method else "sorting.npz") if p.is_dir() else p
-    s, g = Sorting.load_npz(npz), Sorting.load_npz(gt)
+    s, g = Sorting.load_npz(npz), load_ground_truth(gt, gt_fs)
     if offset == "auto":
         off = estimate_offset(g, s)
         click.echo(f"estimated ground-truth offset: {off} samples ({off / g.fs * 1e3:.2f} ms)")

@@ -166,6 +166,20 @@ def estimate_offset(gt: Sorting, sorting: Sorting, max_ms: float = 3.0) -> int:
     return int(np.argmax(hist) - w)
 
 
+def load_ground_truth(path, fs: float = 0.0) -> Sorting:
+    """Ground truth from a ``.npz`` in the sorting layout or a ``.mat`` (see :mod:`spikevae.io.mat`)."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".mat":
+        from .errors import SpikevaeError
+        from .io.mat import read_mat_ground_truth
+
+        if not Path(path).exists():
+            raise SpikevaeError(f"{path}: file not found; pass a ground-truth .npz or .mat file")
+        return read_mat_ground_truth(path, fs)
+    return Sorting.load_npz(path)
+
+
 def format_scores(scores: dict, label: str = "") -> str:
     """A terminal table of per-unit scores."""
     lines = [f"{label}mean accuracy {scores['mean_accuracy']:.3f} | well detected (≥{WELL_DETECTED}) "

@@ -287,9 +287,9 @@ def write_outputs(result: RunResult, config: PipelineConfig) -> None:
 
 def score_run(result: RunResult, gt) -> dict:
     """Score every sorting of the run against ground truth; writes ``scores.json``."""
-    from .compare import compare_sortings
+    from .compare import compare_sortings, load_ground_truth
 
-    gt_sorting = gt if isinstance(gt, Sorting) else Sorting.load_npz(gt)
+    gt_sorting = gt if isinstance(gt, Sorting) else load_ground_truth(gt, result.sorting.fs)
     scores = {m: compare_sortings(gt_sorting, s) for m, s in result.sortings.items()}
     write_text(result.out_dir / "scores.json", json.dumps(scores, indent=2))
     return scores

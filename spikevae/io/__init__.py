@@ -6,6 +6,7 @@ Readers (the :data:`READERS` registry, chosen with ``input.format``):
 - ``neo``: any format neo recognises by extension; any neo rawio name (``intan``,
   ``BlackrockRawIO``, ``OpenEphysBinary`` ...) is also accepted as a format;
 - ``raw``: interleaved binary (:mod:`.binary`); ``hdf5``: the project layout (:mod:`.hdf5`);
+- ``mat``: MATLAB v5 traces, loaded whole (:mod:`.mat`; short benchmark files);
 - ``auto`` (default): by extension. A ``.nev`` file holds spikes, not traces: it is read
   with :func:`read_nev` instead.
 
@@ -63,9 +64,15 @@ def _open_hdf5(path, config) -> Recording:
     return HDF5Recording(path)
 
 
+def _open_mat(path, config) -> Recording:
+    from .mat import MatRecording
+
+    return MatRecording(path, fs=config.fs, gain_uv=config.gain_uv, offset_uv=config.offset_uv)
+
+
 #: Reader name -> function ``(path, InputConfig) -> Recording``.
 READERS = {"blackrock": _open_blackrock, "neo": _open_neo, "raw": _open_raw, "binary": _open_raw,
-           "hdf5": _open_hdf5, "nev": _nev_error}
+           "hdf5": _open_hdf5, "mat": _open_mat, "nev": _nev_error}
 
 
 def reader_for(path, fmt: str = "auto"):
@@ -83,7 +90,8 @@ def reader_for(path, fmt: str = "auto"):
     if fmt == "auto":
         ext = Path(path).suffix.lower()
         by_ext = {**dict.fromkeys(NSX_EXTENSIONS, "blackrock"), ".nev": "nev",
-                  **dict.fromkeys(RAW_EXTENSIONS, "raw"), **dict.fromkeys(HDF5_EXTENSIONS, "hdf5")}
+                  **dict.fromkeys(RAW_EXTENSIONS, "raw"), **dict.fromkeys(HDF5_EXTENSIONS, "hdf5"),
+                  ".mat": "mat"}
         return READERS[by_ext.get(ext, "neo")]
     if fmt.lower() in READERS:
         return READERS[fmt.lower()]
