@@ -52,5 +52,7 @@ class VAEConfig:
     max_train_spikes: int = param(200000, "train on a random subset of at most this many waveforms", low=10)
     embed_batch_size: int = param(8192, "batch size when embedding", unit="waveforms", low=1)
     amp: bool = param(True, "mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU")
+    num_threads: int = param(0, "torch CPU threads while training and embedding (0 = torch's default); "
+                             "1 is far faster on a machine shared with other busy processes", low=0, high=1024)
     device: str = param("auto", "torch device: auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
     seed: int = param(0, "random seed (weights, batches, corruption)", low=0)

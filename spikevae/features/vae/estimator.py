@@ -157,7 +157,7 @@ class VAEFeatures(FeatureExtractor):
                 "detect with the same window, or train a model on these spikes"
             )
         x = self.normalisation_.apply(spikes.scaled_waveforms())
-        feats = embed(self.model_, x, batch_size or cfg.embed_batch_size, self.device_)
+        feats = embed(self.model_, x, batch_size or cfg.embed_batch_size, self.device_, cfg.num_threads)
         return Embedding(feats, self.method, {**self.get_params(), "n_samples": self.n_samples_})
 
     def fit_transform(self, spikes: Spikes, **fit_kwargs) -> Embedding:

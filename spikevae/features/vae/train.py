@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Config keys that do not change what is learned; a checkpoint stays valid across them.
-_NOT_LEARNED = ("device", "embed_batch_size", "amp")
+_NOT_LEARNED = ("device", "embed_batch_size", "amp", "num_threads")
 
 
 @dataclass
@@ -111,6 +111,18 @@ def build_model(config: VAEConfig, n_samples: int, noise_var: float, device) -> 
         torch.manual_seed(config.seed)
         model = SpikeVAE(config, n_samples, noise_var)
     return model.to(device)
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int):
+    """Torch uses ``n`` CPU threads inside the block (0 = leave as is); restored after."""
+    before = torch.get_num_threads()
+    if n > 0:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @contextlib.contextmanager
@@ -272,7 +284,7 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
     state = (_load_checkpoint(folder, model, optimizer, generator, fp, device) if folder else None) or TrainState()
     n, bs = xt.shape[0], config.batch_size
     show = progress and sys.stderr.isatty()
-    with deterministic():
+    with deterministic(), cpu_threads(config.num_threads):
         while not state.finished and state.epoch < config.epochs:
             t0 = time.perf_counter()
             perm = torch.randperm(n, generator=generator, device=device)
@@ -313,14 +325,15 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
 
 
 @torch.no_grad()
-def embed(model: SpikeVAE, x: np.ndarray, batch_size: int, device) -> np.ndarray:
+def embed(model: SpikeVAE, x: np.ndarray, batch_size: int, device, num_threads: int = 0) -> np.ndarray:
     """Posterior means μ of model-unit waveforms ``x`` (n, L) -> (n, latent_dim) float32, in batches."""
     was_training = model.training
     model.eval()
     out = np.empty((x.shape[0], model.config.latent_dim), dtype=np.float32)
-    for start in range(0, x.shape[0], batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size])).to(device)
-        mu, _ = model.encode(xb)
-        out[start:start + xb.shape[0]] = mu.float().cpu().numpy()
+    with cpu_threads(num_threads):
+        for start in range(0, x.shape[0], batch_size):
+            xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size])).to(device)
+            mu, _ = model.encode(xb)
+            out[start:start + xb.shape[0]] = mu.float().cpu().numpy()
     model.train(was_training)
     return out

@@ -1,0 +1,204 @@
+"""PCA vs AE vs VAE vs β-VAE features, with and without denoising, on simulated Utah ground truth.
+
+Ground-truth sets come from ``benchmarks/gt_sets.py`` (simulations, the sample data,
+../shared/data). Every variant sees the same detected spikes, the same clustering
+(``spikevae.cluster.cluster_spikes`` with the default ClusterConfig) and the same
+scoring (``spikevae.compare.compare_sortings``, SpikeForest accuracy, ±0.4 ms).
+Prints a Markdown table: mean accuracy and well-detected units (accuracy ≥ 0.8),
+overall and per SNR band (< 5, 5-8, ≥ 8; realised SNR of the simulation).
+
+Usage (small; about 5 minutes on 2 shared CPU cores)::
+
+    python benchmarks/compare_features.py --electrodes 16 --duration 60 --seeds 0 1
+    python benchmarks/compare_features.py --sets sim sample quiroga --snr-min 3 --snr-max 8
+    python benchmarks/compare_features.py --variants pca ae ae+bg --json out.json
+
+Variant names: ``pca``; ``ae``, ``vae``, ``beta_vae`` (no corruption); ``+bg`` background
+noise, ``+gauss`` Gaussian, ``+drop`` drop-out; ``@dual`` the dual-branch architecture;
+``:dN`` latent size N (e.g. ``ae+bg:d5``).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+BANDS = (("<5", 0.0, 5.0), ("5-8", 5.0, 8.0), (">=8", 8.0, np.inf))
+DEFAULT_VARIANTS = ("pca", "ae", "ae+bg", "vae", "vae+bg", "beta_vae", "beta_vae+bg")
+THREADS = 1  # set from --threads
+CORRUPTION = {"bg": "background", "gauss": "gaussian", "drop": "dropout"}
+
+
+def vae_config(name: str, seed: int):
+    """The VAEConfig of a variant name such as ``beta_vae+bg@dual:d5``."""
+    from spikevae.features.vae import VAEConfig
+
+    cfg = VAEConfig(seed=seed, device="cpu", num_threads=THREADS)
+    if ":d" in name:
+        name, d = name.split(":d")
+        cfg.latent_dim = int(d)
+    if "@" in name:
+        name, cfg.arch = name.split("@")
+    kind, _, corr = name.partition("+")
+    cfg.kind = kind
+    cfg.corruption = CORRUPTION[corr] if corr else "none"
+    return cfg
+
+
+def make_extractor(name: str, seed: int):
+    from spikevae.features import PCAFeatures, PCAParams
+    from spikevae.features.vae import VAEFeatures
+
+    if name.startswith("pca"):
+        k = int(name.split(":d")[1]) if ":d" in name else 5
+        return PCAFeatures(PCAParams(n_components=k, seed=seed))
+    return VAEFeatures(vae_config(name, seed))
+
+
+def load_sets(names, seeds, n_electrodes, duration_s, snr_min, snr_max):
+    """The ground-truth sets asked for (``sim`` = one simulation per seed), skipping absent ones."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import gt_sets
+
+    out = []
+    for name in names:
+        if name == "sim":
+            for seed in seeds:
+                s = gt_sets.simulation(seed, n_electrodes, duration_s, snr_min=snr_min, snr_max=snr_max)
+                s.name = f"{s.name}_snr{snr_min:g}-{snr_max:g}"
+                out.append(s)
+        else:
+            s = {"sample": gt_sets.sample_data, "quiroga": gt_sets.quiroga, "harris": gt_sets.harris}[name]()
+            if s is None:
+                logging.warning("ground-truth set %s not found: skipped", name)
+            else:
+                out.append(s)
+    return out
+
+
+def detect(gts, seed: int):
+    """Spikes of a ground-truth set with the default preprocessing and detection (plus the set's overrides)."""
+    from spikevae.compare import estimate_offset
+    from spikevae.detect import detect_spikes
+    from spikevae.objects import Sorting
+    from spikevae.params import load_config
+    from spikevae.preprocess import preprocess
+
+    cfg = load_config(overrides=gts.overrides)
+    spikes = detect_spikes(preprocess(gts.recording, cfg.preprocess), cfg.detect, seed=seed)
+    offset = 0
+    if gts.estimate_offset:
+        offset = estimate_offset(gts.gt, Sorting(spikes.sample_index, spikes.electrode,
+                                                 np.zeros(spikes.n_spikes, np.int64), spikes.fs))
+    return spikes, offset
+
+
+def score(gt, sorting, snr: dict | None, offset: int) -> dict:
+    from spikevae.compare import compare_sortings
+
+    res = compare_sortings(gt, sorting, offset_samples=offset)
+    acc = {u["gt_unit"]: u["accuracy"] for u in res["units"]}
+    out = {"all": [float(a) for a in acc.values()]}
+    for band, lo, hi in BANDS:
+        out[band] = [float(a) for u, a in acc.items() if snr is not None and lo <= snr[u] < hi]
+    return out
+
+
+def probe(spikes, emb, gt, offset: int) -> list[float]:
+    """Per-unit accuracy of a cross-validated LDA trained on the true labels in this feature space."""
+    from spikevae.compare import compare_sortings
+    from spikevae.diagnose import ground_truth_labels, supervised_probe
+    from spikevae.objects import Sorting
+
+    shifted = Sorting(gt.sample_index + offset, gt.electrode, gt.unit, gt.fs)
+    labels = ground_truth_labels(spikes, shifted)
+    pred = supervised_probe(emb.features, spikes.electrode, labels)
+    res = compare_sortings(shifted, Sorting(spikes.sample_index, spikes.electrode, pred, spikes.fs))
+    return [float(u["accuracy"]) for u in res["units"]]
+
+
+def run(args) -> list[dict]:
+    import torch
+
+    from spikevae.cluster import ClusterConfig, cluster_spikes
+
+    global THREADS
+    THREADS = args.threads
+    torch.set_num_threads(args.threads)
+    rows = []
+    for gts in load_sets(args.sets, args.seeds, args.electrodes, args.duration, args.snr_min, args.snr_max):
+        t0 = time.perf_counter()
+        seed = args.seeds[0]
+        spikes, offset = detect(gts, seed)
+        logging.info("%s: %d spikes, %d GT units, %.0f s to detect", gts.name, spikes.n_spikes,
+                     len(gts.gt.unit_ids), time.perf_counter() - t0)
+        for name in args.variants:
+            t0 = time.perf_counter()
+            emb = make_extractor(name, seed).fit(spikes).transform(spikes)
+            t_feat = time.perf_counter() - t0
+            sorting = cluster_spikes(spikes, emb, ClusterConfig())
+            rows.append({"set": gts.name, "variant": name, "features_s": t_feat,
+                         "total_s": time.perf_counter() - t0, "probe": probe(spikes, emb, gts.gt, offset),
+                         **score(gts.gt, sorting, gts.unit_snr, offset)})
+            r = rows[-1]
+            logging.info("%s %-14s mean acc %.3f (probe %.3f) in %.0f s", gts.name, name, np.mean(r["all"]),
+                         np.mean(r["probe"]), r["total_s"])
+    return rows
+
+
+def table(rows: list[dict], variants) -> str:
+    """Markdown table: per variant, mean accuracy / well-detected units over the given rows, per SNR band."""
+    cols = [("all", "all")] + [(b, f"SNR {b}") for b, _, _ in BANDS]
+    head = "| features | probe acc | " + " | ".join(f"{t} acc | {t} well" for _, t in cols) + " | features s |"
+    lines = [head, "|" + "---|" * (2 * len(cols) + 3)]
+    for v in variants:
+        rs = [r for r in rows if r["variant"] == v]
+        if not rs:
+            continue
+        pr = [a for r in rs for a in r["probe"]]
+        cells = []
+        for key, _ in cols:
+            accs = [a for r in rs for a in r[key]]
+            cells += [f"{np.mean(accs):.3f}" if accs else "-", f"{sum(a >= 0.8 for a in accs)}/{len(accs)}"]
+        lines.append(f"| {v} | {np.mean(pr):.3f} | " + " | ".join(cells) + f" | {np.mean([r['features_s'] for r in rs]):.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--electrodes", type=int, default=16)
+    p.add_argument("--duration", type=float, default=60.0, help="seconds")
+    p.add_argument("--sets", nargs="+", default=["sim"], choices=("sim", "sample", "quiroga", "harris"),
+                   help="ground-truth sets (sim = one simulation per seed)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--snr-min", type=float, default=3.0)
+    p.add_argument("--snr-max", type=float, default=20.0)
+    p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (1 is much faster when other processes keep the cores busy)")
+    p.add_argument("--json", default=None, help="also write the per-unit results here")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    for noisy in ("spikevae.cluster", "spikevae.features", "spikevae.detect", "spikevae.synth"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    rows = run(args)
+    print("\naccuracy = mean over ground-truth units (SpikeForest, ±0.4 ms); well = accuracy >= 0.8; "
+          "probe = cross-validated LDA on the true labels in that feature space (per electrode)")
+    for name in dict.fromkeys(r["set"] for r in rows):
+        print(f"\n{name}\n")
+        print(table([r for r in rows if r["set"] == name], args.variants))
+    if len({r["set"] for r in rows}) > 1:
+        print("\nall sets pooled\n")
+        print(table(rows, args.variants))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
