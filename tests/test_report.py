@@ -175,3 +175,34 @@ def test_report_renders_in_headless_chromium(report_path, tmp_path):
 
     im = np.asarray(Image.open(shot).convert("L"))
     assert im.shape == (2400, 1400) and im.std() > 20  # a page with content, not a blank
+
+
+# --- real Blackrock spikes ------------------------------------------------------------------
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_report_of_real_utah_nev_spikes(shared_data, tmp_path):
+    """The 96-electrode report of a real Blackrock .nev (2 s, 20k spikes): one unit per electrode."""
+    import time
+
+    from conftest import require_data
+    from spikevae.io.nev import read_nev
+    from spikevae.quality import compute_metrics
+    from spikevae.quality_config import QualityConfig
+
+    nev = require_data(shared_data / "blackrock_limblab_utah" / "Han_20170516.nev")
+    spikes = read_nev(nev)
+    sorting = Sorting(spikes.sample_index, spikes.electrode, spikes.electrode, spikes.fs)
+    duration = (spikes.sample_index.max() + 1) / spikes.fs
+    metrics = compute_metrics(spikes, sorting, QualityConfig(), duration)
+    assert len(metrics) == np.unique(spikes.electrode).size == 96
+    assert sum(r["n_spikes"] for r in metrics) == spikes.n_spikes
+    assert all(r["snr"] > 0 and r["n_spikes_matched"] == r["n_spikes"] for r in metrics)
+    ctx = ReportContext(spikes=spikes, sortings={"pca": sorting}, metrics={"pca": metrics},
+                        recording_info={"source": nev.name, "duration_s": duration})
+    t0 = time.perf_counter()
+    path = write_report(tmp_path / "report.html", ctx)
+    elapsed = time.perf_counter() - t0
+    text = path.read_text()
+    assert len(_data_images(text)) == 96 + 1 and text.count('<section class="el"') == 96
+    assert path.stat().st_size < 15e6 and elapsed < 60

@@ -82,7 +82,7 @@ def electrode_section(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[di
     table = "<table><tr>" + "".join(f"<th>{c}</th>" for c in ELECTRODE_COLUMNS) + "</tr>" + "".join(
         f'<tr class="{"good" if r["good"] else "bad"}">' + "".join(
             f'<td{" class=g" if c == "good" else ""}>{hp.fmt(r[c])}</td>' for c in ELECTRODE_COLUMNS) + "</tr>"
-        for r in rows) + "</table>"
+        for r in rows) + "</table>" if rows else "<p>No units: every spike of this electrode is unsorted.</p>"
     html = (f'<section class="el" id="el-{e}"><h3>Electrode {hp.esc(label)}: {idx.size} spikes, '
             f'{len(rows)} {hp.esc(main)} units</h3>{hp.img(png, f"electrode {label}")}{table}'
             + (f"<p>{hp.esc(others)}</p>" if others else "") + "</section>")

@@ -140,6 +140,7 @@ def electrode(e_label: str, unit_waves: list[tuple[int, np.ndarray, bool]], t_ms
     for ci, isi in isi_ms:
         ax.hist(isi, bins=bins, histtype="step", color=colour(ci), linewidth=1.2)
     ax.axvspan(0, refractory_ms, color="#d62728", alpha=0.12, linewidth=0)
+    ax.set_xlim(0, bins[-1])
     _style(ax, "ISI (shaded: refractory)", "ms", "count")
     ax = bottom[len(scatters) + 1]
     _scatter(ax, amp_time[0], amp_time[1], amp_time[2], s=2)
