@@ -252,3 +252,12 @@ def test_write_metrics_tables(units, tmp_path):
     assert doc["units"][0]["presence_ratio"] is None and doc["preset"]["name"] == "spikevae"
     assert doc["units"][3]["good"] is True
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["metrics.json", "units.csv"]
+
+
+def test_sorting_without_units(units, tmp_path):
+    spikes, sorting = units
+    empty = Sorting(sorting.sample_index, sorting.electrode, np.full(sorting.unit.shape, -1), sorting.fs)
+    assert compute_metrics(spikes, empty, QualityConfig(), 130.0) == []
+    csv_path, json_path = write_metrics(tmp_path, [])
+    assert csv_path.read_text().splitlines() == [",".join(METRIC_COLUMNS)]
+    assert json.loads(json_path.read_text())["units"] == []

@@ -206,3 +206,12 @@ def test_report_of_real_utah_nev_spikes(shared_data, tmp_path):
     text = path.read_text()
     assert len(_data_images(text)) == 96 + 1 and text.count('<section class="el"') == 96
     assert path.stat().st_size < 15e6 and elapsed < 60
+
+
+def test_report_of_a_sorting_without_units(run):
+    spikes, sortings, _ = run
+    s = sortings["pca"]
+    empty = Sorting(s.sample_index, s.electrode, np.full(s.unit.shape, -1), s.fs)
+    text = render(ReportContext(spikes=spikes, sortings={"pca": empty}))
+    assert text.count("No units: every spike of this electrode is unsorted.") == N_EL
+    assert len(_data_images(text)) == N_EL + 1

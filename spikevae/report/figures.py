@@ -14,7 +14,7 @@ import numpy as np
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
            "#bcbd22", "#17becf")
 UNSORTED = "#c8c8c8"
-DPI = 60
+DPI = 72
 
 
 def colour(k: int) -> str:
@@ -147,7 +147,7 @@ def electrode(e_label: str, unit_waves: list[tuple[int, np.ndarray, bool]], t_ms
     _style(ax, "amplitude over time", "s", "µV")
     fig.suptitle(f"electrode {e_label}", fontsize=10, x=0.01, ha="left")
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.1, top=0.88, wspace=0.35, hspace=0.55)
-    return to_png(fig, dpi=72)
+    return to_png(fig, dpi=80)
 
 
 def _scatter(ax, x: np.ndarray, y: np.ndarray, ci: np.ndarray, s: float) -> None:
