@@ -5,8 +5,11 @@ the sum of two templates, which no single unit explains. For every spike whose
 residual after the best single template (any unit, any shift within
 ``max_shift_ms``, fixed amplitude) is larger than noise explains
 (``L + min_excess * sqrt(2 L)`` in noise σ², L = waveform length), every pair of
-templates of two different units at two shifts is tried. When the best pair lowers
-the residual energy by at least ``min_gain`` σ², the spike is relabelled with the
+templates of two different units at two shifts at least ``min_pair_shift_ms`` apart
+is tried. Energies are measured after noise whitening when the spikes carry noise
+snippets, so that they are chi-square counts. When the best pair lowers
+the residual energy by at least ``min_gain`` σ² and to at most
+``max_residual_fraction`` of the single-template residual, the spike is relabelled with the
 template nearest to its own time and the other template becomes an **extra spike**
 (new sample index = detection + shift), unless another detection of the electrode
 already lies within ``min_separation_ms`` of it.
@@ -46,6 +49,13 @@ def shifted_bank(templates: np.ndarray, max_shift: int) -> tuple[np.ndarray, np.
     return bank.reshape(-1, length), np.repeat(np.arange(k), shifts.size), np.tile(shifts, k)
 
 
+def forbidden_pairs(row_unit: np.ndarray, row_shift: np.ndarray, min_pair_shift: int) -> np.ndarray:
+    """Pairs of bank rows that cannot form an overlap: one unit twice, or two spikes
+    closer than ``min_pair_shift`` samples (a same-shaped pair at nearly the same time is
+    indistinguishable from one larger spike). Shape (K, K), bool."""
+    return (row_unit[:, None] == row_unit[None, :]) | (np.abs(row_shift[:, None] - row_shift[None, :]) < min_pair_shift)
+
+
 def _best_pairs(c: np.ndarray, energy: np.ndarray, gram: np.ndarray, same_unit: np.ndarray):
     """Best pair (row1, row2) and its residual for each spike: ||x||² - 2c1 - 2c2 + g11 + g22 + 2g12."""
     single = energy[None, :] - 2 * c  # (m, K) without ||x||²
@@ -56,7 +66,8 @@ def _best_pairs(c: np.ndarray, energy: np.ndarray, gram: np.ndarray, same_unit: 
     return flat // k, flat % k, cost.reshape(cost.shape[0], -1)[np.arange(cost.shape[0]), flat]
 
 
-def composite_units(templates: np.ndarray, max_shift: int, max_fraction: float = 0.1) -> np.ndarray:
+def composite_units(templates: np.ndarray, max_shift: int, min_pair_shift: int, max_fraction: float = 0.1,
+                    whitener: np.ndarray | None = None) -> np.ndarray:
     """Which templates are the sum of two other units' templates (a cluster of overlaps).
 
     A unit is composite when the best pair of two other units' templates, each at
@@ -69,10 +80,12 @@ def composite_units(templates: np.ndarray, max_shift: int, max_fraction: float =
     out = np.zeros(k, dtype=bool)
     if k < 3:
         return out
-    bank, row_unit, _ = shifted_bank(templates, max_shift)
+    bank, row_unit, row_shift = shifted_bank(templates, max_shift)
+    w = np.eye(templates.shape[1]) if whitener is None else whitener
+    bank, templates = bank @ w.T, templates @ w.T
     energy = (bank**2).sum(1)
     gram = bank @ bank.T
-    same = row_unit[:, None] == row_unit[None, :]
+    same = forbidden_pairs(row_unit, row_shift, min_pair_shift)
     for u in range(k):
         x = templates[u]
         c = bank @ x
@@ -85,7 +98,7 @@ def composite_units(templates: np.ndarray, max_shift: int, max_fraction: float =
 
 
 def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarray, fs: float, cfg,
-                     batch: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                     whitener: np.ndarray | None = None, batch: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Find overlapping pairs on one electrode.
 
     Parameters
@@ -95,6 +108,9 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
     labels : ndarray of shape (n_spikes,), int64, -1 unsorted
     fs : float, Hz
     cfg : OverlapConfig
+    whitener : ndarray of shape (L, L), optional
+        Noise whitening of the noise-scaled waveforms (``W_uv * σ``); residual energies
+        are then chi-square counts even for coloured noise.
 
     Returns
     -------
@@ -112,13 +128,18 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
         return labels, none, none
     length = wf.shape[1]
     max_shift = max(1, int(round(cfg.max_shift_ms * fs / 1000)))
-    composite = composite_units(templates, max_shift)
+    min_pair = max(1, int(round(cfg.min_pair_shift_ms * fs / 1000)))
+    composite = composite_units(templates, max_shift, min_pair, whitener=whitener)
     if composite.any():
         labels[np.isin(labels, units[composite])] = -1
         units, templates = units[~composite], templates[~composite]
+    if units.size < 2:
+        return labels, none, none
+    w = np.eye(length) if whitener is None else whitener
     bank, row_unit, row_shift = shifted_bank(templates, max_shift)
+    bank = bank @ w.T
     energy = (bank**2).sum(1)
-    x = wf.astype(np.float64)
+    x = wf.astype(np.float64) @ w.T
     xx = (x**2).sum(1)
     r1 = xx[:, None] - 2 * (x @ bank.T) + energy[None]
     best1 = r1.argmin(1)
@@ -127,7 +148,7 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
     if cand.size == 0:
         return labels, none, none
     gram = bank @ bank.T
-    same_unit = row_unit[:, None] == row_unit[None, :]
+    same_unit = forbidden_pairs(row_unit, row_shift, min_pair)
     sep = int(round(cfg.min_separation_ms * fs / 1000))
     order = np.argsort(sample_index, kind="stable")
     sorted_t = sample_index[order]
@@ -137,8 +158,8 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
         c = x[idx] @ bank.T
         a, b, cost = _best_pairs(c, energy, gram, same_unit)
         res2 = xx[idx] + cost
-        for i, ra, rb, gain in zip(idx, a, b, res1[idx] - res2):
-            if gain < cfg.min_gain:
+        for i, ra, rb, r2 in zip(idx, a, b, res2):
+            if res1[i] - r2 < cfg.min_gain or r2 > cfg.max_residual_fraction * res1[i]:
                 continue
             near, far = (ra, rb) if abs(row_shift[ra]) <= abs(row_shift[rb]) else (rb, ra)
             t_new = sample_index[i] + row_shift[far]

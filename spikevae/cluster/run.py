@@ -38,7 +38,7 @@ def _empty_result(n: int, reason: str) -> ElectrodeResult:
 
 
 def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, peak_index: int,
-                      fs: float, config, seed: tuple[int, int]) -> ElectrodeResult:
+                      fs: float, config, seed: tuple[int, int], whitener: np.ndarray | None = None) -> ElectrodeResult:
     """Cluster one electrode.
 
     Parameters
@@ -50,6 +50,8 @@ def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, p
     fs : float, Hz
     config : ClusterConfig
     seed : (base seed, electrode index)
+    whitener : ndarray of shape (L, L), optional
+        Noise whitening of ``wf`` (for overlap residuals).
     """
     n = x.shape[0]
     if n < config.min_spikes:
@@ -58,10 +60,10 @@ def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, p
 
     # small per-electrode problems: BLAS/OpenMP threads only add contention (measured 20x slower on 2 shared cores)
     with threadpool_limits(limits=1):
-        return _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed)
+        return _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whitener)
 
 
-def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed) -> ElectrodeResult:
+def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whitener) -> ElectrodeResult:
     n = x.shape[0]
     rng = np.random.default_rng(list(seed))
     t0 = time.perf_counter()
@@ -83,7 +85,7 @@ def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed) -> Ele
     extra_t = extra_u = np.zeros(0, dtype=np.int64)
     if config.overlap.enabled:
         before = labels.copy()
-        labels, extra_t, extra_u = resolve_overlaps(wf, sample_index, labels, fs, config.overlap)
+        labels, extra_t, extra_u = resolve_overlaps(wf, sample_index, labels, fs, config.overlap, whitener)
         st["overlap_relabelled"] = int((before != labels).sum())
         st["overlap_extra"] = int(extra_t.size)
     st["n_units"] = int(len(np.unique(labels[labels >= 0])))
@@ -134,11 +136,23 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     wf = spikes.scaled_waveforms()
     electrodes = np.unique(spikes.electrode)
     groups = [np.flatnonzero(spikes.electrode == e) for e in electrodes]
-    jobs = [(x[g], wf[g], spikes.sample_index[g], spikes.peak_index, spikes.fs, config, (config.seed, int(e)))
-            for e, g in zip(electrodes, groups)]
+    white = _whiteners(spikes, config)
+    jobs = [(x[g], wf[g], spikes.sample_index[g], spikes.peak_index, spikes.fs, config, (config.seed, int(e)),
+             white.get(int(e))) for e, g in zip(electrodes, groups)]
     t0 = time.perf_counter()
     results = _run_jobs(jobs, config.n_jobs, progress)
     return _assemble(spikes, config, electrodes, groups, results, time.perf_counter() - t0)
+
+
+def _whiteners(spikes: Spikes, config) -> dict:
+    """Whitening matrices for noise-scaled waveforms, per electrode (empty when not used)."""
+    if not (config.overlap.enabled and config.overlap.whiten) or spikes.noise_snippets is None \
+            or spikes.noise_snippets.shape[0] == 0:
+        return {}
+    from ..whiten import noise_whitener
+
+    sigma = np.maximum(spikes.noise_uv.astype(np.float64), 1e-6)
+    return {e: w * sigma[e] for e, w in noise_whitener(spikes).items()}
 
 
 def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
