@@ -45,11 +45,10 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
     key_sp = spikes.sample_index * n_el + spikes.electrode
     key_so = sorting.sample_index * n_el + sorting.electrode
-    order = np.argsort(key_sp, kind="stable")
-    pos = np.searchsorted(key_sp[order], key_so)
-    pos = np.minimum(pos, max(order.size - 1, 0))
-    if order.size == 0:
+    if key_sp.size == 0:
         return np.full(key_so.shape, -1, dtype=np.int64)
+    order = np.argsort(key_sp, kind="stable")
+    pos = np.minimum(np.searchsorted(key_sp[order], key_so), order.size - 1)
     found = key_sp[order][pos] == key_so
     return np.where(found, order[pos], -1).astype(np.int64)
 
