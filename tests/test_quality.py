@@ -199,6 +199,8 @@ def test_shared_space_and_unsorted_option(units):
         compute_metrics(spikes, sorting, QualityConfig(), 130.0, features=feats[:3])
     with pytest.raises(ValueError, match="duration_s must be > 0"):
         compute_metrics(spikes, sorting, QualityConfig(), 0.0)
+    with pytest.raises(SpikevaeConfigError, match="censored_ms=2.0 must be shorter than quality.refractory_ms=1.5"):
+        compute_metrics(spikes, sorting, QualityConfig(censored_ms=2.0), 130.0)
     cfg = QualityConfig()
     set_value(cfg, "include_unsorted", False)
     with_u = compute_metrics(spikes, sorting, QualityConfig(), 130.0)

@@ -15,6 +15,7 @@ import math
 
 import numpy as np
 
+from ..errors import SpikevaeConfigError
 from ..objects import Sorting, Spikes
 from ..quality_config import QualityConfig
 from . import amplitude as amp
@@ -151,9 +152,15 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     ------
     ValueError
         For a non-positive duration or features whose row count differs from the spikes.
+    SpikevaeConfigError
+        When the censored period is not shorter than the refractory period.
     """
     if not duration_s > 0:
         raise ValueError(f"duration_s must be > 0 (got {duration_s})")
+    if config.censored_ms >= config.refractory_ms:
+        raise SpikevaeConfigError(
+            f"quality.censored_ms={config.censored_ms} must be shorter than quality.refractory_ms="
+            f"{config.refractory_ms}; the censored period is the part of the refractory period no sorter can fill")
     if features is not None and np.shape(features)[0] != spikes.n_spikes:
         raise ValueError(f"features have {np.shape(features)[0]} rows but there are {spikes.n_spikes} spikes")
     fs = float(sorting.fs)
