@@ -25,6 +25,7 @@ def main(argv=None) -> None:
     p.add_argument("--duration", type=float, default=600.0, help="recording length (s)")
     p.add_argument("--unsorted", type=float, default=0.05, help="unsorted events per electrode (fraction)")
     p.add_argument("--report", default=None, metavar="DIR", help="also write DIR/report.html and time it")
+    p.add_argument("--jobs", type=int, default=1, help="processes drawing the report's electrode figures")
     args = p.parse_args(argv)
 
     from spikevae.quality import compute_metrics
@@ -46,10 +47,10 @@ def main(argv=None) -> None:
           f"({n_good} good), {args.duration:g} s; set-up {t1 - t0:.1f} s")
     print(f"compute_metrics: {t2 - t1:.1f} s; peak RSS {rss1:.0f} MB (after set-up {rss0:.0f} MB)")
     if args.report:
-        bench_report(spikes, sorting, metrics, args.duration, args.report)
+        bench_report(spikes, sorting, metrics, args.duration, args.report, args.jobs)
 
 
-def bench_report(spikes, sorting, metrics, duration_s: float, out_dir: str) -> None:
+def bench_report(spikes, sorting, metrics, duration_s: float, out_dir: str, n_jobs: int = 1) -> None:
     """Render the report of two sortings of ``spikes``; print render time, size and peak memory."""
     import numpy as np
 
@@ -71,14 +72,15 @@ def bench_report(spikes, sorting, metrics, duration_s: float, out_dir: str) -> N
                         embeddings={"pca": Embedding(feats, "pca"), "vae": Embedding(feats[:, ::-1], "vae")},
                         metrics={"pca": metrics, "vae": compute_metrics(spikes, other, QualityConfig(), duration_s)},
                         recording_info={"source": "synthetic", "fs": spikes.fs, "n_channels": spikes.n_electrodes,
-                                        "duration_s": duration_s})
+                                        "duration_s": duration_s}, n_jobs=n_jobs)
     from pathlib import Path
 
     t0 = time.perf_counter()
     path = write_report(Path(out_dir) / "report.html", ctx)
     dt = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"report: {path} {path.stat().st_size / 1e6:.1f} MB, rendered in {dt:.1f} s; peak RSS {rss:.0f} MB")
+    print(f"report: {path} {path.stat().st_size / 1e6:.1f} MB, rendered in {dt:.1f} s with {n_jobs} process(es); "
+          f"peak RSS {rss:.0f} MB")
 
 
 if __name__ == "__main__":

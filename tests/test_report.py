@@ -215,3 +215,11 @@ def test_report_of_a_sorting_without_units(run):
     text = render(ReportContext(spikes=spikes, sortings={"pca": empty}))
     assert text.count("No units: every spike of this electrode is unsorted.") == N_EL
     assert len(_data_images(text)) == N_EL + 1
+
+
+def test_parallel_figures_give_the_same_page(run):
+    spikes, sortings, emb = run
+    ctx = dict(spikes=spikes, sortings={"pca": sortings["pca"]}, embeddings={"pca": emb["pca"]})
+    serial = render(ReportContext(**ctx, n_jobs=1))
+    assert render(ReportContext(**ctx, n_jobs=2)) == serial
+    assert ReportContext(**ctx, config={"run": {"n_jobs": 3}}).jobs == 3

@@ -55,9 +55,9 @@ def _colour_index(lab: np.ndarray, units: list[int]) -> np.ndarray:
     return ci
 
 
-def electrode_section(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[dict], labels: dict, metrics: dict,
-                      unit_times: dict, rng: np.random.Generator, t_ms: np.ndarray, refractory_ms: float):
-    """HTML of one electrode, and its overview panel (unit means)."""
+def electrode_inputs(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[dict], labels: dict, metrics: dict,
+                     unit_times: dict, rng: np.random.Generator, t_ms: np.ndarray, refractory_ms: float):
+    """Arguments of :func:`figures.electrode` for electrode ``e``, and its overview panel (unit means)."""
     sp, main = ctx.spikes, ctx.main_method
     lab = labels[main][idx]
     unit_waves = []
@@ -75,7 +75,14 @@ def electrode_section(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[di
     ci_main = _colour_index(labels[main][sub], [r["unit"] for r in rows])
     amp_time = (sp.sample_index[sub] / sp.fs, sp.amplitude_uv[sub], ci_main)
     label = str(sp.channel_ids[e])
-    png = fg.electrode(label, unit_waves, t_ms, scatters, isi, amp_time, refractory_ms)
+    panel = {"label": label, "means": [w.mean(axis=0) for _, w, _ in unit_waves if len(w)],
+             "good": [g for _, w, g in unit_waves if len(w)]}
+    return (label, unit_waves, t_ms, scatters, isi, amp_time, refractory_ms), panel
+
+
+def electrode_html(ctx: ReportContext, e: int, n_spikes: int, rows: list[dict], metrics: dict, png: bytes) -> str:
+    """The section of electrode ``e``: its figure, its units table, the other methods' unit counts."""
+    main, label = ctx.main_method, str(ctx.spikes.channel_ids[e])
     others = "; ".join(f"{m}: {sum(r['electrode'] == e for r in metrics[m])} units "
                        f"({sum(r['good'] for r in metrics[m] if r['electrode'] == e)} good)"
                        for m in ctx.methods if m != main)
@@ -83,12 +90,25 @@ def electrode_section(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[di
         f'<tr class="{"good" if r["good"] else "bad"}">' + "".join(
             f'<td{" class=g" if c == "good" else ""}>{hp.fmt(r[c])}</td>' for c in ELECTRODE_COLUMNS) + "</tr>"
         for r in rows) + "</table>" if rows else "<p>No units: every spike of this electrode is unsorted.</p>"
-    html = (f'<section class="el" id="el-{e}"><h3>Electrode {hp.esc(label)}: {idx.size} spikes, '
+    return (f'<section class="el" id="el-{e}"><h3>Electrode {hp.esc(label)}: {n_spikes} spikes, '
             f'{len(rows)} {hp.esc(main)} units</h3>{hp.img(png, f"electrode {label}")}{table}'
             + (f"<p>{hp.esc(others)}</p>" if others else "") + "</section>")
-    panel = {"label": label, "means": [w.mean(axis=0) for _, w, _ in unit_waves if len(w)],
-             "good": [g for _, w, g in unit_waves if len(w)]}
-    return html, panel
+
+
+def _electrode_png(args: tuple) -> bytes:
+    return fg.electrode(*args)
+
+
+def render_electrode_figures(inputs: list[tuple], n_jobs: int = 1) -> list[bytes]:
+    """PNG of each electrode figure, in worker processes when ``n_jobs`` > 1 (same bytes either way)."""
+    if n_jobs <= 1 or len(inputs) < 2:
+        return [_electrode_png(a) for a in inputs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # "spawn": forking a process that already runs torch or BLAS threads can deadlock.
+    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_electrode_png, inputs, chunksize=max(1, len(inputs) // (4 * n_jobs))))
 
 
 def render(ctx: ReportContext) -> str:
@@ -105,17 +125,20 @@ def render(ctx: ReportContext) -> str:
     t_ms = (np.arange(sp.n_samples) - sp.peak_index) / sp.fs * 1000
     rng = np.random.default_rng(ctx.seed)
     groups = _groups(sp.electrode)
-    sections, panels, nav = [], [], {}
+    inputs, panels, nav = [], [], {}
     for e in range(sp.n_electrodes):
         rows = rows_by_el.get(e, [])
         if e not in groups:
             panels.append({"label": str(sp.channel_ids[e]), "means": [], "good": []})
             continue
-        html, panel = electrode_section(ctx, e, groups[e], rows, labels, metrics, unit_times, rng, t_ms,
-                                        qcfg.refractory_ms)
-        sections.append(html)
+        args, panel = electrode_inputs(ctx, e, groups[e], rows, labels, metrics, unit_times, rng, t_ms,
+                                       qcfg.refractory_ms)
+        inputs.append(args)
         panels.append(panel)
         nav[e] = {"n_units": len(rows), "n_good": sum(r["good"] for r in rows)}
+    pngs = render_electrode_figures(inputs, ctx.jobs)
+    sections = [electrode_html(ctx, e, groups[e].size, rows_by_el.get(e, []), metrics, png)
+                for e, png in zip(sorted(nav), pngs)]
     from ..quality import describe_preset
 
     body = [f"<h1>{hp.esc(ctx.title)}</h1>",
