@@ -60,6 +60,8 @@ def noise_covariances(spikes: Spikes, shrinkage: float = 0.1, min_snippets: int 
         raise ValueError(f"noise snippets have {spikes.noise_snippets.shape[1]} samples but waveforms {length}")
     snip = spikes.noise_snippets.astype(np.float64)
     el = spikes.noise_electrode
+    if el.min() < 0 or el.max() >= spikes.n_electrodes:
+        raise ValueError(f"noise_electrode holds indices outside 0..{spikes.n_electrodes - 1}")
     pooled_scaled = snip / sigma[el][:, None]
     pooled = _shrink(pooled_scaled.T @ pooled_scaled / len(snip), shrinkage)
     out = {}

@@ -3,8 +3,8 @@
 Units of one Utah electrode often differ mainly in amplitude; in feature space
 they are elongated, overlapping clouds that density clustering merges and a
 full-covariance mixture separates (issue 7: 0.73-0.82 against HDBSCAN's 0.43-0.54).
-The size is chosen on a subsample of ``bic_fit_spikes`` points; the chosen model
-is then refit on all points given to it.
+The size is chosen, and the model fitted, on a subsample of ``bic_fit_spikes``
+points; every point given to it is then assigned to its most probable component.
 """
 from __future__ import annotations
 
@@ -22,20 +22,20 @@ def fit_mixture(x: np.ndarray, k: int, cfg, seed: int):
                            random_state=seed).fit(x)
 
 
-def select_size(x: np.ndarray, cfg, seed: int) -> int:
-    """Number of components with the lowest BIC (or AIC), trying 1, 2, ... and stopping
-    after two sizes in a row do not improve."""
-    best_k, best, worse = 1, np.inf, 0
+def select_size(x: np.ndarray, cfg, seed: int):
+    """The mixture with the lowest BIC (or AIC), trying 1, 2, ... components and stopping
+    after two sizes in a row do not improve. Returns the fitted ``GaussianMixture``."""
+    best_gm, best, worse = None, np.inf, 0
     for k in range(1, min(cfg.max_components, max(1, x.shape[0] // 10)) + 1):
         gm = fit_mixture(x, k, cfg, seed)
         score = gm.bic(x) if cfg.criterion == "bic" else gm.aic(x)
         if score < best:
-            best_k, best, worse = k, score, 0
+            best_gm, best, worse = gm, score, 0
         else:
             worse += 1
             if worse >= 2:
                 break
-    return best_k
+    return best_gm
 
 
 class MixtureClusterer(BaseClusterer):
@@ -50,8 +50,7 @@ class MixtureClusterer(BaseClusterer):
             return np.zeros(n, dtype=np.int64)
         seed = int(rng.integers(2**31 - 1))
         sub = x if n <= cfg.bic_fit_spikes else x[rng.choice(n, cfg.bic_fit_spikes, replace=False)]
-        k = select_size(sub, cfg, seed)
-        if k == 1:
+        gm = select_size(sub, cfg, seed)
+        if gm.n_components == 1:
             return np.zeros(n, dtype=np.int64)
-        gm = fit_mixture(x, k, cfg, seed)
         return relabel_consecutive(gm.predict(x))

@@ -25,6 +25,9 @@ import numpy as np
 from .base import relabel_consecutive
 
 _LOG2PI = np.log(2 * np.pi)
+#: Separation (in pooled standard deviations on the discriminant axis) beyond which two
+#: units are never merged: equal Gaussians 4 σ apart are clearly bimodal.
+FAR_DPRIME = 4.0
 
 
 def _subsample(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -80,8 +83,15 @@ def bic_one_minus_two(p: np.ndarray, n_iter: int = 60) -> float:
 
 def pair_merge_score(x: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_sample: int,
                      rng: np.random.Generator) -> float:
-    """BIC(1) - BIC(2) of units a and b on their discriminant axis (low = merge)."""
+    """BIC(1) - BIC(2) of units a and b on their discriminant axis (low = merge).
+
+    Pairs farther apart than ``FAR_DPRIME`` on that axis are two modes whatever
+    the sample; they score +inf without the test (most pairs, and most of the time).
+    """
     w = discriminant_axis(x[ia], x[ib])
+    pa, pb = x[ia] @ w, x[ib] @ w
+    if abs(pa.mean() - pb.mean()) > FAR_DPRIME * np.sqrt(0.5 * (pa.var() + pb.var()) + 1e-12):
+        return np.inf
     both = _subsample(np.concatenate([ia, ib]), n_sample, rng)
     return bic_one_minus_two(x[both] @ w)
 
@@ -127,7 +137,8 @@ def split_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
         if idx.shape[0] < 4 * cfg.min_unit_spikes:
             continue
         fit_idx = _subsample(idx, 4 * cfg.split_sample, rng)
-        gm = GaussianMixture(2, covariance_type="full", reg_covar=1e-3, random_state=int(rng.integers(2**31 - 1)))
+        gm = GaussianMixture(2, covariance_type="full", reg_covar=1e-3, init_params="k-means++",
+                             random_state=int(rng.integers(2**31 - 1)))
         sub = gm.fit(x[fit_idx]).predict(x[fit_idx])
         if min(np.bincount(sub, minlength=2)) < 0.05 * sub.shape[0]:
             continue
