@@ -13,7 +13,7 @@ Usage (small; about 5 minutes on 2 shared CPU cores)::
     python benchmarks/compare_features.py --sets sim sample quiroga --snr-min 3 --snr-max 8
     python benchmarks/compare_features.py --variants pca ae ae+bg --json out.json
 
-Variant names: ``pca``; ``ae``, ``vae``, ``beta_vae`` (no corruption); ``+bg`` background
+Variant names: ``pca`` (``pca:dN`` for N components); ``raw`` (all samples, a reference); ``ae``, ``vae``, ``beta_vae`` (no corruption); ``+bg`` background
 noise, ``+gauss`` Gaussian, ``+drop`` drop-out; ``@dual`` the dual-branch architecture;
 ``:dN`` latent size N (e.g. ``ae+bg:d5``).
 """
@@ -50,10 +50,24 @@ def vae_config(name: str, seed: int):
     return cfg
 
 
+class RawFeatures:
+    """The noise-scaled waveforms themselves (all L samples): a reference, not a proposal."""
+
+    def fit(self, spikes):
+        return self
+
+    def transform(self, spikes):
+        from spikevae.objects import Embedding
+
+        return Embedding(spikes.scaled_waveforms(), "raw", {})
+
+
 def make_extractor(name: str, seed: int):
     from spikevae.features import PCAFeatures, PCAParams
     from spikevae.features.vae import VAEFeatures
 
+    if name == "raw":
+        return RawFeatures()
     if name.startswith("pca"):
         k = int(name.split(":d")[1]) if ":d" in name else 5
         return PCAFeatures(PCAParams(n_components=k, seed=seed))

@@ -235,7 +235,8 @@ def test_resume_from_checkpoint_continues_at_the_saved_step(tmp_path):
     part = build_model(cfg, 48, norm.noise_std ** 2, cpu)
     with pytest.raises(_Interrupt):
         train_model(part, xt, xv, bank, norm, cfg, cpu, checkpoint_dir=tmp_path / "b", on_epoch_end=stop_after_first)
-    saved = torch.load(tmp_path / "b" / "checkpoint.pt", weights_only=False)
+    (ckpt,) = (tmp_path / "b").glob("*/checkpoint.pt")
+    saved = torch.load(ckpt, weights_only=False)
     assert saved["epoch"] == 1 and saved["step"] == s_whole.history[0]["step"]
 
     seen = []
@@ -248,9 +249,20 @@ def test_resume_from_checkpoint_continues_at_the_saved_step(tmp_path):
     for k, v in whole.state_dict().items():
         assert torch.equal(v, fresh.state_dict()[k]), k
 
-    other = small_config(epochs=3, patience=10, kind="vae")
-    with pytest.raises(SpikevaeError, match="other settings"):
-        train_model(build_model(other, 48, 1.0, cpu), xt, xv, bank, norm, other, cpu, checkpoint_dir=tmp_path / "b")
+    # other settings in the same folder: a fresh training beside the first, which stays as it was
+    other = small_config(epochs=1, patience=10, kind="vae")
+    s_other = train_model(build_model(other, 48, 1.0, cpu), xt, xv, bank, norm, other, cpu,
+                          checkpoint_dir=tmp_path / "b")
+    assert s_other.history[0]["epoch"] == 1 and len(list((tmp_path / "b").glob("*/checkpoint.pt"))) == 2
+    assert torch.load(ckpt, weights_only=False)["step"] == s_whole.step
+
+
+def test_a_finished_checkpoint_is_reused(tmp_path):
+    sp, _ = make_spikes(400)
+    a = VAEFeatures(small_config()).fit(sp, checkpoint_dir=tmp_path)
+    b = VAEFeatures(small_config()).fit(sp, checkpoint_dir=tmp_path)
+    assert b.history_ == a.history_
+    assert np.array_equal(a.transform(sp).features, b.transform(sp).features)
 
 
 # -- model folders -----------------------------------------------------------------------------
@@ -338,7 +350,7 @@ def test_cli_train_then_embed(tmp_path):
     sets = ["--set", "features.vae.epochs=1", "--set", "features.vae.channels=4", "--set", "features.vae.hidden=16"]
     main(["train", str(tmp_path), "--device", "cpu", *sets])  # returns normally on success
     assert (tmp_path / "vae_model" / "state_dict.pt").is_file()
-    assert (tmp_path / "vae_checkpoints" / "checkpoint.pt").is_file()
+    assert len(list((tmp_path / "vae_checkpoints").glob("*/checkpoint.pt"))) == 1
     main(["embed", str(tmp_path), "--model", str(tmp_path / "vae_model"), "--device", "cpu"])
     emb = load_embedding(tmp_path, "vae")
     expected = VAEFeatures.load(tmp_path / "vae_model", device="cpu").transform(sp).features

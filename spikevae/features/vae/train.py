@@ -13,7 +13,8 @@ while training. Validation uses its own generator and never advances the global
 step, which the β-VAE capacity schedule reads. A checkpoint (model, optimizer,
 generator, step, epoch, history, best weights) is written atomically after every
 epoch, so a training interrupted at any point resumes from its last epoch and ends
-with the same weights as an uninterrupted one.
+with the same weights as an uninterrupted one. Checkpoints of different settings or
+data live in different sub-folders (named by a hash of both), so they never mix.
 """
 from __future__ import annotations
 
@@ -212,19 +213,18 @@ def _save_checkpoint(folder: Path, model, optimizer, generator, state: TrainStat
         torch.save(payload, tmp)
 
 
-def _load_checkpoint(folder: Path, model, optimizer, generator, fp: str, device) -> TrainState | None:
+def _load_checkpoint(folder: Path, model, optimizer, generator, device) -> TrainState | None:
     path = folder / CHECKPOINT_NAME
     if not path.exists():
         return None
-    payload = torch.load(path, map_location=device, weights_only=False)
-    if payload.get("fingerprint") != fp:
-        raise SpikevaeError(
-            f"{path}: this checkpoint belongs to a training with other settings or data; "
-            "delete the folder or choose another checkpoint folder"
-        )
+    try:
+        payload = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is a user-visible problem
+        raise SpikevaeError(f"{path}: cannot read this checkpoint ({exc}); delete it to start the training afresh") from None
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
-    generator.set_state(payload["generator"].cpu() if hasattr(payload["generator"], "cpu") else payload["generator"])
+    gen_state = payload["generator"]
+    generator.set_state(gen_state.cpu() if hasattr(gen_state, "cpu") else gen_state)
     state = TrainState(**{f.name: payload[f.name] for f in dataclasses.fields(TrainState)})
     log.info("resuming VAE training from %s at epoch %d, step %d", path, state.epoch, state.step)
     return state
@@ -260,7 +260,9 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
     config : VAEConfig
     device : torch.device
     checkpoint_dir : path, optional
-        Folder for ``checkpoint.pt``; an existing checkpoint of the same training is resumed.
+        Checkpoints go to ``checkpoint_dir/<fingerprint>/checkpoint.pt``, the fingerprint
+        being a hash of the settings and the data; an existing checkpoint of the same
+        training is resumed (a finished one returns at once with its best weights).
     progress : bool, default False
         Show a tqdm bar with the loss terms (only on a terminal).
     on_epoch_end : callable(TrainState), optional
@@ -278,10 +280,11 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
     generator.manual_seed(config.seed)
     amp = bool(config.amp) and device.type == "cuda"
     fp = fingerprint(config, x_train, x_val, bank)
-    folder = Path(checkpoint_dir) if checkpoint_dir else None
+    # one sub-folder per (settings, data): another configuration never clobbers or resumes this one
+    folder = Path(checkpoint_dir) / fp if checkpoint_dir else None
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
-    state = (_load_checkpoint(folder, model, optimizer, generator, fp, device) if folder else None) or TrainState()
+    state = (_load_checkpoint(folder, model, optimizer, generator, device) if folder else None) or TrainState()
     n, bs = xt.shape[0], config.batch_size
     show = progress and sys.stderr.isatty()
     with deterministic(), cpu_threads(config.num_threads):
