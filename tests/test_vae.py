@@ -340,6 +340,29 @@ def test_estimator_contract():
     assert dataclasses.asdict(small_config()) == f.get_params()
 
 
+# -- end to end -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_vae_sorting_of_a_simulation_scores_at_least_the_pca_baseline():
+    """Default VAE features vs PCA(5), same detection, clustering and scoring (8 electrodes x 60 s)."""
+    from spikevae.cluster import ClusterConfig, cluster_spikes
+    from spikevae.compare import compare_sortings
+    from spikevae.detect import DetectConfig, detect_spikes
+    from spikevae.features import PCAFeatures, PCAParams
+    from spikevae.preprocess import PreprocessConfig, preprocess
+    from spikevae.synth import SimConfig, simulate_recording
+
+    rec, gt = simulate_recording(SimConfig(n_electrodes=8, duration_s=60.0), seed=1)
+    spikes = detect_spikes(preprocess(rec, PreprocessConfig()), DetectConfig(), seed=0)
+    scores = {}
+    for name, ex in (("pca", PCAFeatures(PCAParams())), ("vae", VAEFeatures(VAEConfig(device="cpu", num_threads=1)))):
+        sorting = cluster_spikes(spikes, ex.fit(spikes).transform(spikes), ClusterConfig())
+        scores[name] = compare_sortings(gt, sorting)
+    pca, vae = scores["pca"]["mean_accuracy"], scores["vae"]["mean_accuracy"]
+    assert pca > 0.4  # the baseline sorts something: the comparison means something
+    assert vae >= pca, (vae, pca)
+    assert scores["vae"]["n_well_detected"] >= scores["pca"]["n_well_detected"]
+
+
 # -- CLI -------------------------------------------------------------------------------------
 def test_cli_train_then_embed(tmp_path):
     from spikevae.cli import main
