@@ -69,6 +69,8 @@ def fmt(v) -> str:
     """A table cell's text: 3 significant digits, '–' for undefined."""
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
+    if isinstance(v, np.floating):
+        v = float(v)
     if v is None or (isinstance(v, float) and not math.isfinite(v)):
         return "–"
     if isinstance(v, (int, np.integer)):
