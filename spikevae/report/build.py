@@ -149,9 +149,9 @@ def render(ctx: ReportContext) -> str:
     if ctx.history:
         body.append("<h2 id='training'>VAE training</h2>" + hp.img(fg.training_curves(ctx.history), "VAE training curves"))
     body.append(f"<h2 id='units'>Units</h2><p>good = {hp.esc(describe_preset(qcfg.preset))} "
-                f"(preset <b>{hp.esc(qcfg.preset)}</b>). Click a column header to sort.</p>")
+                f"(preset <b>{hp.esc(qcfg.preset)}</b>). Click a column header to sort; hover a 'no' for the rules a unit fails.</p>")
     for m in ctx.methods:
-        tbl = hp.units_table(metrics[m], f"units-{m}")
+        tbl = hp.units_table(metrics[m], f"units-{m}", qcfg.preset)
         body.append(f"<h3>{hp.esc(m)}</h3>{tbl}" if m == main else
                     f"<details><summary>{hp.esc(m)} units</summary>{tbl}</details>")
     body.append("<h2 id='overview'>Electrodes</h2><p>Mean waveform of each unit (dashed: not good); "

@@ -89,8 +89,13 @@ def kv_table(d: dict) -> str:
     return f"<table>{rows}</table>"
 
 
-def units_table(rows: list[dict], table_id: str) -> str:
-    """A sortable table of metric rows; electrode cells link to the electrode section."""
+def units_table(rows: list[dict], table_id: str, preset: str | None = None) -> str:
+    """A sortable table of metric rows; electrode cells link to the electrode section.
+
+    With ``preset``, hovering a ``good`` cell lists the rules the unit fails.
+    """
+    from ..quality import failed_rules
+
     head = "".join(f'<th data-key="{c}"{LEFT if c == "channel_id" else ""}>{esc(c)}</th>' for c in TABLE_COLUMNS)
     body = []
     for r in rows:
@@ -100,7 +105,9 @@ def units_table(rows: list[dict], table_id: str) -> str:
             if c == "channel_id":
                 cells.append(f'<td class="l" data-v="{int(r["electrode"])}"><a href="#el-{r["electrode"]}">{esc(v)}</a></td>')
             elif c == "good":
-                cells.append(f'<td class="g" data-v="{int(bool(v))}">{fmt(bool(v))}</td>')
+                why = "; ".join(failed_rules(r, preset)) if preset and not v else ""
+                tip = f' title="fails: {esc(why)}"' if why else ""
+                cells.append(f'<td class="g" data-v="{int(bool(v))}"{tip}>{fmt(bool(v))}</td>')
             else:
                 num = "" if v is None or (isinstance(v, float) and not math.isfinite(v)) else repr(float(v))
                 cells.append(f'<td data-v="{num}">{fmt(v)}</td>')
