@@ -57,9 +57,16 @@ def embed(spikes, kind: str, n_components: int, seed: int):
     from spikevae.features import make_extractor
     from spikevae.features.config import FeaturesConfig
 
+    import tempfile
+
     cfg = FeaturesConfig(n_components=n_components, whiten=kind.endswith("white"))
+    cfg.vae.device = "cpu"
     t0 = time.perf_counter()
-    emb = make_extractor(kind.split("-")[0], cfg, seed=seed).fit(spikes).transform(spikes)
+    ex = make_extractor(kind.split("-")[0], cfg, seed=seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        if hasattr(ex, "configure_run"):
+            ex.configure_run(out_dir=tmp, device="cpu", progress=False)
+        emb = ex.fit(spikes).transform(spikes)
     return emb, time.perf_counter() - t0
 
 

@@ -48,20 +48,23 @@ def discriminant_axis(xa: np.ndarray, xb: np.ndarray) -> np.ndarray:
     return w / norm if norm > 0 else np.eye(xa.shape[1])[0]
 
 
-def bic_one_minus_two(p: np.ndarray, n_iter: int = 60) -> float:
-    """BIC(one 1-D Gaussian) - BIC(two-component 1-D mixture) for the values ``p``.
+def two_gaussians_1d(p: np.ndarray, n_iter: int = 60) -> tuple[float, np.ndarray]:
+    """Compare one 1-D Gaussian with a two-component mixture fitted by EM (split at the median).
 
-    Positive values favour two components. The mixture is fitted by EM from a
-    split at the median.
+    Returns
+    -------
+    delta : float
+        BIC(one) - BIC(two); positive values favour two components.
+    resp : ndarray of shape (n,)
+        Each value's posterior probability of the upper component.
     """
     p = np.asarray(p, dtype=np.float64)
     n = p.shape[0]
     if n < 6:
-        return -np.inf
+        return -np.inf, np.zeros(n)
     p = (p - p.mean()) / max(p.std(), 1e-12)
     ll1 = -0.5 * n * (_LOG2PI + 1.0)  # standardised data: variance 1
-    med = np.median(p)
-    r = (p > med).astype(np.float64)
+    r = (p > np.median(p)).astype(np.float64)
     ll2 = -np.inf
     for _ in range(n_iter):
         w = np.clip(r.mean(), 1e-3, 1 - 1e-3)
@@ -78,7 +81,13 @@ def bic_one_minus_two(p: np.ndarray, n_iter: int = 60) -> float:
             ll2 = max(ll2, new_ll)
             break
         ll2 = new_ll
-    return float((-2 * ll1 + 2 * np.log(n)) - (-2 * ll2 + 5 * np.log(n)))
+    return float((-2 * ll1 + 2 * np.log(n)) - (-2 * ll2 + 5 * np.log(n))), r
+
+
+def bic_one_minus_two(p: np.ndarray, n_iter: int = 60) -> float:
+    """BIC(one 1-D Gaussian) - BIC(two-component 1-D mixture) for the values ``p``
+    (positive favours two components)."""
+    return two_gaussians_1d(p, n_iter)[0]
 
 
 def pair_merge_score(x: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_sample: int,
