@@ -3,12 +3,22 @@
 Usage::
 
     python benchmarks/bench_quality.py [--spikes 500000] [--electrodes 96] [--units 3] [--duration 600]
+    python benchmarks/bench_quality.py --presets RUN_DIR [RUN_DIR ...]
 
 Prints the time of the synthetic set-up, of ``compute_metrics`` (the target is < 60 s on 2
 cores) and the peak resident memory of the process. With ``--report DIR`` it also renders the
 HTML report of two sortings of the same spikes ("pca": the true units; "vae": the first two
 units of every electrode merged) with per-electrode PCA embeddings, and prints its render time
 and size.
+
+``--presets`` judges the good-label presets against ground truth instead: for each run folder
+of ``spikevae run --gt`` (``metrics.json`` and ``scores.json``), how many units each preset
+calls good, what fraction of them match a ground-truth unit, and how many of the units sorted
+with accuracy >= 0.8 it keeps (the measurement quoted in ``spikevae/quality/labels.py``), e.g.::
+
+    spikevae simulate sim --duration 120 --electrodes 32 --seed 3
+    spikevae run sim/recording.ns5 -o run --gt sim/ground_truth.npz
+    python benchmarks/bench_quality.py --presets run
 """
 from __future__ import annotations
 
@@ -26,7 +36,13 @@ def main(argv=None) -> None:
     p.add_argument("--unsorted", type=float, default=0.05, help="unsorted events per electrode (fraction)")
     p.add_argument("--report", default=None, metavar="DIR", help="also write DIR/report.html and time it")
     p.add_argument("--jobs", type=int, default=1, help="processes drawing the report's electrode figures")
+    p.add_argument("--presets", nargs="+", default=None, metavar="RUN_DIR",
+                   help="judge the good-label presets against the ground-truth scores of these run folders")
     args = p.parse_args(argv)
+    if args.presets:
+        for run_dir in args.presets:
+            bench_presets(run_dir)
+        return
 
     from spikevae.quality import compute_metrics
     from spikevae.quality.synthetic import make_units
@@ -83,6 +99,32 @@ def bench_report(spikes, sorting, metrics, duration_s: float, out_dir: str, n_jo
     print(f"report: {path} {path.stat().st_size / 1e6:.1f} MB, rendered in {dt:.1f} s wall ({cpu:.1f} s CPU in this "
           f"process) with {n_jobs} process(es); "
           f"peak RSS {rss:.0f} MB")
+
+
+def bench_presets(run_dir: str) -> None:
+    """Print, per preset, good units and how they relate to the ground-truth accuracy of the run."""
+    import json
+    from pathlib import Path
+
+    import numpy as np
+
+    from spikevae.quality import PRESETS, is_good
+
+    run = Path(run_dir)
+    rows = [{k: float("nan") if v is None else v for k, v in r.items()}
+            for r in json.loads((run / "metrics.json").read_text())["units"]]
+    scores = json.loads((run / "scores.json").read_text())
+    method = next(iter(scores))
+    acc = {u["sorted_unit"]: u["accuracy"] for u in scores[method]["units"] if u["sorted_unit"] >= 0}
+    n_well = sum(a >= 0.8 for a in acc.values())
+    print(f"{run} ({method}): {len(rows)} units, {n_well} sorted with ground-truth accuracy >= 0.8")
+    for preset in PRESETS:
+        good = [r["unit"] for r in rows if is_good(r, preset)]
+        a = np.array([acc.get(u, 0.0) for u in good])
+        matched = np.mean([u in acc for u in good]) if good else float("nan")
+        print(f"  {preset:9s} good {len(good):3d}; matching a ground-truth unit {matched:.0%}; "
+              f"accuracy >= 0.8 among good {np.mean(a >= 0.8) if good else float('nan'):.0%}; "
+              f"keeps {int(np.sum(a >= 0.8))}/{n_well} of the well-sorted units")
 
 
 if __name__ == "__main__":

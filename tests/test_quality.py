@@ -235,6 +235,8 @@ def test_presets_apply_their_published_thresholds():
     assert failed_rules(_row(amplitude_cutoff=float("nan")), "allen") == ["amplitude_cutoff undefined"]
     assert failed_rules(_row(amplitude_cutoff=float("nan"), nn_hit_rate=float("nan")), "spikevae") == []
     assert failed_rules(_row(snr=2.5), "spikevae") == ["snr 2.5 not >= 3"]
+    assert failed_rules(_row(noise_cutoff=3.0, nn_hit_rate=0.85), "spikevae") == [
+        "noise_cutoff 3 not < 2", "nn_hit_rate 0.85 not >= 0.9"]
     with pytest.raises(SpikevaeConfigError, match="not one of"):
         failed_rules(_row(), "kilosort")
     with pytest.raises(SpikevaeConfigError, match="not one of"):
