@@ -203,11 +203,17 @@ def test_validation_does_not_advance_the_step():
 def test_training_stops_early_and_keeps_the_best_weights():
     sp, _ = make_spikes(400)
     # lr so large that the validation loss cannot keep improving
-    f = VAEFeatures(small_config(epochs=50, patience=2, lr=0.5)).fit(sp)
+    f = VAEFeatures(small_config(kind="ae", epochs=50, patience=2, lr=0.5)).fit(sp)
     h = f.history_
     assert len(h) < 50
     best = min(range(len(h)), key=lambda i: h[i]["val_total"])
     assert len(h) == best + 1 + 2  # stopped after `patience` epochs without improvement
+
+
+def test_divergence_is_a_clear_error():
+    sp, _ = make_spikes(400)
+    with pytest.raises(SpikevaeError, match="diverged.*lower features.vae.lr"):
+        VAEFeatures(small_config(kind="vae", epochs=5, lr=1e4)).fit(sp)
 
 
 class _Interrupt(Exception):

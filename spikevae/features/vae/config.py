@@ -24,7 +24,7 @@ from ...config import param
 @dataclass
 class VAEConfig:
     latent_dim: int = param(8, "size of the latent space", low=1, high=256)
-    kind: str = param("ae", "model variant: plain autoencoder, VAE (β), or β-VAE with capacity annealing",
+    kind: str = param("vae", "model variant: plain autoencoder, VAE (β), or β-VAE with capacity annealing",
                       choices=("ae", "vae", "beta_vae"))
     arch: str = param("conv", "encoder/decoder: 1-D convolutional, or conv + dense branches",
                       choices=("conv", "dual"))

@@ -304,6 +304,11 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
                     bar.set_postfix(recon=f"{float(terms.recon):.2f}", kl=f"{float(terms.kl):.2f}",
                                     total=f"{float(terms.total):.2f}")
             train = {k: v / n for k, v in sums.items()}
+            if not math.isfinite(train["total"]):
+                raise SpikevaeError(
+                    f"VAE training diverged at epoch {state.epoch + 1} (loss {train['total']}); "
+                    f"lower features.vae.lr (now {config.lr:g}) or use features.vae.kind = ae"
+                )
             val = evaluate(model, xv, corrupt, state.step, config.embed_batch_size, config.seed, amp) if len(xv) else train
             state.epoch += 1
             state.history.append({"epoch": state.epoch, "step": state.step, "seconds": time.perf_counter() - t0,
