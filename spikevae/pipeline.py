@@ -304,7 +304,7 @@ def _write_quality_and_report(result: RunResult, config: PipelineConfig) -> None
         return
     dur = result.recording_info["duration_s"]
     result.metrics = {m: compute_metrics(result.spikes, s, config.quality, dur) for m, s in result.sortings.items()}
-    write_metrics(result.out_dir, result.metrics[result.main_method])
+    write_metrics(result.out_dir, result.metrics[result.main_method], preset=config.quality.preset)
     report_mod.write_run_report(result)
 
 
