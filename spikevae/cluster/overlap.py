@@ -56,14 +56,27 @@ def forbidden_pairs(row_unit: np.ndarray, row_shift: np.ndarray, min_pair_shift:
     return (row_unit[:, None] == row_unit[None, :]) | (np.abs(row_shift[:, None] - row_shift[None, :]) < min_pair_shift)
 
 
-def _best_pairs(c: np.ndarray, energy: np.ndarray, gram: np.ndarray, same_unit: np.ndarray):
-    """Best pair (row1, row2) and its residual for each spike: ||x||² - 2c1 - 2c2 + g11 + g22 + 2g12."""
+def _best_pairs(c: np.ndarray, energy: np.ndarray, gram: np.ndarray, same_unit: np.ndarray,
+                n_first: int | None = None):
+    """Best pair (row1, row2) and its residual for each spike: ||x||² - 2c1 - 2c2 + g11 + g22 + 2g12
+    (returned without ||x||²).
+
+    The first row is searched among each spike's ``n_first`` best single fits (all rows
+    when None), the second among all rows: one member of a real pair is always among
+    the best single templates, and this makes the search O(n_first K) instead of O(K²).
+    """
     single = energy[None, :] - 2 * c  # (m, K) without ||x||²
-    cost = single[:, :, None] + single[:, None, :] + 2 * gram[None]
-    cost[:, same_unit] = np.inf
-    flat = cost.reshape(cost.shape[0], -1).argmin(1)
-    k = gram.shape[0]
-    return flat // k, flat % k, cost.reshape(cost.shape[0], -1)[np.arange(cost.shape[0]), flat]
+    m, k = single.shape
+    if n_first is None or n_first >= k:
+        first = np.broadcast_to(np.arange(k), (m, k))
+    else:
+        first = np.argpartition(single, n_first, axis=1)[:, :n_first]
+    rows = np.arange(m)[:, None]
+    cost = single[rows, first][:, :, None] + single[:, None, :] + 2 * gram[first]
+    cost[same_unit[first]] = np.inf
+    flat = cost.reshape(m, -1).argmin(1)
+    j1, j2 = flat // k, flat % k
+    return first[np.arange(m), j1], j2, cost.reshape(m, -1)[np.arange(m), flat]
 
 
 def composite_units(templates: np.ndarray, max_shift: int, min_pair_shift: int, max_fraction: float = 0.1,
@@ -156,7 +169,7 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
     for start in range(0, cand.size, batch):
         idx = cand[start:start + batch]
         c = x[idx] @ bank.T
-        a, b, cost = _best_pairs(c, energy, gram, same_unit)
+        a, b, cost = _best_pairs(c, energy, gram, same_unit, n_first=16)
         res2 = xx[idx] + cost
         for i, ra, rb, r2 in zip(idx, a, b, res2):
             if res1[i] - r2 < cfg.min_gain or r2 > cfg.max_residual_fraction * res1[i]:
