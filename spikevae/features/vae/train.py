@@ -243,6 +243,27 @@ def _sanity_forward(model: SpikeVAE, x: torch.Tensor) -> None:
         ) from None
 
 
+def _train_epoch(model, optimizer, xt: torch.Tensor, corrupt, generator, state: TrainState, config: VAEConfig,
+                 amp: bool, show: bool) -> dict:
+    """One pass over the training set in a random order; advances ``state.step``; returns mean loss terms."""
+    from tqdm.auto import tqdm
+
+    n, bs = xt.shape[0], config.batch_size
+    perm = torch.randperm(n, generator=generator, device=xt.device)
+    sums = {k: torch.zeros((), device=xt.device) for k in ("recon", "kl", "total")}
+    bar = tqdm(range(0, n, bs), desc=f"VAE epoch {state.epoch + 1}/{config.epochs}", disable=not show, leave=False)
+    for start in bar:
+        xb = xt[perm[start:start + bs]]
+        terms = train_step(model, optimizer, xb, corrupt(xb, generator), state.step, generator, amp)
+        state.step += 1
+        for k in sums:  # accumulated on the device: no host sync per batch
+            sums[k] += getattr(terms, k).detach() * xb.shape[0]
+        if show:
+            bar.set_postfix(recon=f"{float(terms.recon):.2f}", kl=f"{float(terms.kl):.2f}",
+                            total=f"{float(terms.total):.2f}")
+    return {k: float(v) / n for k, v in sums.items()}
+
+
 def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: np.ndarray | None,
                 norm: Normalisation, config: VAEConfig, device, checkpoint_dir=None, progress: bool = False,
                 on_epoch_end=None) -> TrainState:
@@ -268,8 +289,6 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
     on_epoch_end : callable(TrainState), optional
         Called after each epoch's checkpoint (used by tests to interrupt a training).
     """
-    from tqdm.auto import tqdm
-
     xt = torch.from_numpy(np.ascontiguousarray(x_train)).to(device)
     xv = torch.from_numpy(np.ascontiguousarray(x_val)).to(device)
     bank_t = None if bank is None else torch.from_numpy(bank).to(device)
@@ -285,25 +304,11 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
     state = (_load_checkpoint(folder, model, optimizer, generator, device) if folder else None) or TrainState()
-    n, bs = xt.shape[0], config.batch_size
     show = progress and sys.stderr.isatty()
     with deterministic(), cpu_threads(config.num_threads):
         while not state.finished and state.epoch < config.epochs:
             t0 = time.perf_counter()
-            perm = torch.randperm(n, generator=generator, device=device)
-            sums = {"recon": 0.0, "kl": 0.0, "total": 0.0}
-            bar = tqdm(range(0, n, bs), desc=f"VAE epoch {state.epoch + 1}/{config.epochs}",
-                       disable=not show, leave=False)
-            for start in bar:
-                xb = xt[perm[start:start + bs]]
-                terms = train_step(model, optimizer, xb, corrupt(xb, generator), state.step, generator, amp)
-                state.step += 1
-                for k in sums:
-                    sums[k] += float(getattr(terms, k).detach()) * xb.shape[0]
-                if show:
-                    bar.set_postfix(recon=f"{float(terms.recon):.2f}", kl=f"{float(terms.kl):.2f}",
-                                    total=f"{float(terms.total):.2f}")
-            train = {k: v / n for k, v in sums.items()}
+            train = _train_epoch(model, optimizer, xt, corrupt, generator, state, config, amp, show)
             if not math.isfinite(train["total"]):
                 raise SpikevaeError(
                     f"VAE training diverged at epoch {state.epoch + 1} (loss {train['total']}); "
