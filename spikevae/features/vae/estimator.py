@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 
-
 from ...errors import SpikevaeError
 from ...objects import Embedding, Spikes
 from ..base import FeatureExtractor
