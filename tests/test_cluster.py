@@ -198,6 +198,9 @@ def test_electrodes_with_zero_one_or_few_spikes_and_unique_ids():
     assert {int(v[0]) for v in per_unit_electrodes.values()} == {0, 3}
     assert len(sorting.unit_ids) == 3
     assert sorting.params["electrodes"]["e1"]["skipped"].startswith("fewer than")
+    empty = Spikes(np.zeros(0), np.zeros(0), np.zeros((0, L)), np.zeros(0), np.ones(2), FS, PEAK, ["a", "b"])
+    out = cluster_spikes(empty, Embedding(np.zeros((0, 5)), "pca"), ClusterConfig())
+    assert out.unit.shape == (0,) and out.params["n_detected"] == 0
 
 
 def test_subsampled_fit_assigns_every_spike_and_jobs_agree():

@@ -176,7 +176,7 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
                 continue
             near, far = (ra, rb) if abs(row_shift[ra]) <= abs(row_shift[rb]) else (rb, ra)
             t_new = sample_index[i] + row_shift[far]
-            lo, hi = np.searchsorted(sorted_t, [t_new - sep, t_new + sep], side="left")
+            lo = np.searchsorted(sorted_t, t_new - sep, side="left")
             hi = np.searchsorted(sorted_t, t_new + sep, side="right")
             others = order[lo:hi]
             labels[i] = units[row_unit[near]]
