@@ -15,7 +15,8 @@ Usage (small; about 5 minutes on 2 shared CPU cores)::
 
 Variant names: ``pca`` (``pca:dN`` for N components); ``raw`` (all samples, a reference); ``ae``, ``vae``, ``beta_vae`` (no corruption); ``+bg`` background
 noise, ``+gauss`` Gaussian, ``+drop`` drop-out; ``@dual`` the dual-branch architecture;
-``:dN`` latent size N (e.g. ``ae+bg:d5``).
+``:dN`` latent size N (e.g. ``ae+bg:d5``); ``,key=value`` (last) any other VAEConfig setting
+(e.g. ``vae+bg,noise_scale=0.5``).
 """
 from __future__ import annotations
 
@@ -36,9 +37,13 @@ CORRUPTION = {"bg": "background", "gauss": "gaussian", "drop": "dropout"}
 
 def vae_config(name: str, seed: int):
     """The VAEConfig of a variant name such as ``beta_vae+bg@dual:d5``."""
+    from spikevae.config import parse_override, set_value
     from spikevae.features.vae import VAEConfig
 
     cfg = VAEConfig(seed=seed, device="cpu", num_threads=THREADS)
+    name, *sets = name.split(",")
+    for item in sets:
+        set_value(cfg, *parse_override(item))
     if ":d" in name:
         name, d = name.split(":d")
         cfg.latent_dim = int(d)
