@@ -33,7 +33,7 @@ class MixtureConfig:
     max_components: int = param(8, "largest number of Gaussian components tried (chosen by BIC)", low=1, high=40)
     covariance: str = param("full", "covariance type of each component", choices=("full", "diag", "tied"))
     criterion: str = param("bic", "model-size criterion", choices=("bic", "aic"))
-    bic_fit_spikes: int = param(4000, "spikes used to pick the number of components (subsample)", low=50)
+    bic_fit_spikes: int = param(1000, "spikes the mixture is sized and fitted on (fixed-size subsample, so that longer recordings do not grow the number of components)", low=50)
     n_init: int = param(1, "EM restarts per candidate size", low=1, high=20)
     reg_covar: float = param(1e-3, "added to covariance diagonals (feature units squared)", low=0)
 

@@ -5,6 +5,12 @@ they are elongated, overlapping clouds that density clustering merges and a
 full-covariance mixture separates (issue 7: 0.73-0.82 against HDBSCAN's 0.43-0.54).
 The size is chosen, and the model fitted, on a subsample of ``bic_fit_spikes``
 points; every point given to it is then assigned to its most probable component.
+The subsample has a fixed size because BIC's verdict depends on the number of
+points: real units are not exactly Gaussian (bursts with amplitude decay, jitter),
+so with more points BIC adds components. Measured on 16 electrodes x 300 s
+(~5000 spikes per electrode): sizing on 4000 spikes gave 57-73 units for 41 scored
+units and 0.49 mean accuracy after refinement, sizing on 1000 gave 0.53, the same
+as on 60 s recordings.
 """
 from __future__ import annotations
 
