@@ -5,7 +5,7 @@ All corruptions work on a batch in the model's normalised units (waveforms divid
 by their electrode's noise σ, centred by the mean waveform, divided by one global
 scale), where the electrode noise has standard deviation ``noise_std``.
 
-- ``background`` (default): adds real background noise, snippets cut from spike-free
+- ``background``: adds real background noise, snippets cut from spike-free
   stretches of the same recording (``Spikes.noise_snippets``), each scaled by its own
   electrode's σ, so the network learns the noise the recording really has;
 - ``gaussian``: adds white Gaussian noise of ``noise_scale`` electrode σ;
