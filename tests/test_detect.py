@@ -88,13 +88,13 @@ def test_alignment_recovers_subsample_shift():
         x[:, c] = -np.exp(-(grid - 200 - s) ** 2 / (2 * 2.0 ** 2))
     t = np.full(len(shifts), 200)
     t[shifts > 0.45] = 200  # the integer peak of +0.5 may be 200 or 201
-    wf = align_waveforms(x, t, np.arange(len(shifts)), pre, length, 8, -np.ones(len(shifts)))
+    wf, _ = align_waveforms(x, t, np.arange(len(shifts)), pre, length, 8, -np.ones(len(shifts)))
     # after alignment the extremum sits at index pre and the shape is symmetric about it
     assert np.all(np.argmin(wf, axis=1) == pre)
     sym = np.abs(wf[:, pre - 3] - wf[:, pre + 3])
     assert sym.max() < 0.02
     # integer alignment leaves the asymmetry
-    wf1 = align_waveforms(x, t, np.arange(len(shifts)), pre, length, 1, -np.ones(len(shifts)))
+    wf1, _ = align_waveforms(x, t, np.arange(len(shifts)), pre, length, 1, -np.ones(len(shifts)))
     assert np.abs(wf1[2, pre - 3] - wf1[2, pre + 3]) > 0.05
 
 
