@@ -19,7 +19,7 @@ from .errors import SpikevaeError
 DEFAULT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sample.ns5"
 DEFAULT_OUT = "spikevae-out"
 #: modules under spikevae/commands that contribute commands (module-level list ``commands``)
-COMMAND_MODULES = ("info", "simulate", "diagnose", "vae", "report", "benchmark")
+COMMAND_MODULES = ("info", "simulate", "diagnose", "vae", "report", "benchmark", "generate")
 
 
 def config_options(f):
