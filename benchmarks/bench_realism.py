@@ -6,7 +6,10 @@ waveforms, and compare the held-out 20 % (real) against
 - VAE prior samples (z ~ N(0, I), decoded),
 - VAE per-unit samples (a Gaussian fitted to the latents of each ground-truth or
   sorted unit's training spikes, in proportion to unit size; simulations only),
-- the Gaussian-PCA baseline (a Gaussian fitted to the training waveforms in PCA space),
+- the Gaussian-PCA baseline (a Gaussian fitted to the training waveforms in PCA space, 8
+  components), and a full-covariance Gaussian over all L samples,
+- each of the above "+ noise": plus a random background-noise snippet of the recording
+  (decoded waveforms are the decoder's mean, without the noise real spikes carry),
 - white noise N(0, 1) (sanity check: AUC ≈ 1),
 - a subset of the real training waveforms (real vs real: AUC ≈ 0.5, Fréchet ≈ 0).
 
@@ -65,7 +68,7 @@ def unit_labels(spikes, gt) -> np.ndarray:
 def per_unit_samples(gen, train, labels: np.ndarray, n: int, seed: int) -> np.ndarray:
     from spikevae.generate import sample_unit
 
-    units, counts = np.unique(labels[labels >= 0], return_counts=True)
+    units, counts = np.unique(labels, return_counts=True)  # -1 (no ground-truth match) is one more group
     keep = counts >= 10
     units, counts = units[keep], counts[keep]
     alloc = np.maximum(1, np.round(n * counts / counts.sum()).astype(int))
@@ -78,7 +81,7 @@ def evaluate(name: str, spikes, labels, args) -> list[tuple]:
     import tempfile
 
     from spikevae.features.vae import VAEFeatures
-    from spikevae.generate import load_generator, sample_prior
+    from spikevae.generate import add_noise, load_generator, noise_bank_sigma, sample_prior
     from spikevae.realism import classifier_two_sample_auc, frechet_distance_pca, gaussian_pca_baseline
 
     rng = np.random.default_rng(args.seed)
@@ -94,10 +97,14 @@ def evaluate(name: str, spikes, labels, args) -> list[tuple]:
         gen = load_generator(Path(tmp) / "model")
     real_train, real = train.scaled_waveforms(), spikes.subset(test_idx).scaled_waveforms()
     n = len(real)
+    bank = noise_bank_sigma(spikes)
     fakes = {"VAE prior": sample_prior(gen, n, args.seed)}
     if labels is not None:
         fakes["VAE per-unit"] = per_unit_samples(gen, train, labels[train_idx], n, args.seed)
     fakes["Gaussian-PCA baseline"] = gaussian_pca_baseline(real_train, n, args.seed)
+    for key in list(fakes):
+        fakes[key + " + noise"] = add_noise(fakes[key], bank, args.seed + 1)
+    fakes["Gaussian full-cov (L-dim)"] = gaussian_pca_baseline(real_train, n, args.seed, n_components=real.shape[1])
     fakes["white noise"] = rng.standard_normal(real.shape)
     fakes["real (train subset)"] = real_train[rng.choice(len(real_train), min(n, len(real_train)), replace=False)]
     rows = []
@@ -126,9 +133,9 @@ def main(argv=None) -> None:
     sample = ROOT / "sample_data" / "sample.ns5"
     if not args.no_sample and sample.exists():
         rows += evaluate("sample.ns5", recording_spikes(sample), None, args)
-    print(f"\n{'data':<22} {'generator':<24} {'C2ST AUC':>9} {'Fréchet d²':>11} {'n real':>7} {'n fake':>7}")
+    print(f"\n{'data':<22} {'generator':<32} {'C2ST AUC':>9} {'Fréchet d²':>11} {'n real':>7} {'n fake':>7}")
     for data, gen, auc, fd, nr, nf in rows:
-        print(f"{data:<22} {gen:<24} {auc:9.3f} {fd:11.3f} {nr:7d} {nf:7d}")
+        print(f"{data:<22} {gen:<32} {auc:9.3f} {fd:11.3f} {nr:7d} {nf:7d}")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,9 @@ electrode's ``noise_uv`` (done for unit-conditional samples, ``waveforms_uv``).
   Gaussian (mean, full covariance) fitted to them, draws from it, decoded.
 - :func:`latent_traversal`: one coordinate varied over a range, the others fixed.
 - :func:`interpolate`: t·z0 + (1 − t)·z1 for t in [0, 1] between two spikes' latents.
+- :func:`add_noise`: decoded waveforms are the decoder's *mean* (noise-free); with
+  ``--noise`` the run's background-noise snippets (or white N(0, 1) σ) are added, which
+  the realism benchmark shows is needed for samples a classifier cannot tell from real.
 
 Loading and decoding reuse :class:`spikevae.synth.vae_templates.VAETemplates`.
 """
@@ -50,6 +53,31 @@ def sample_prior(gen, n: int, seed: int = 0) -> np.ndarray:
 def encode(gen, spikes) -> np.ndarray:
     """Posterior means (n, latent_dim) of ``spikes``."""
     return gen.features.transform(spikes).features.astype(np.float64)
+
+
+def noise_bank_sigma(spikes, electrode: int | None = None) -> np.ndarray | None:
+    """Background-noise snippets of ``spikes`` in noise σ (n, L) (of one electrode if it has some), or None."""
+    if spikes is None or spikes.noise_snippets is None or len(spikes.noise_snippets) == 0:
+        return None
+    keep = np.ones(len(spikes.noise_snippets), bool)
+    if electrode is not None and np.any(spikes.noise_electrode == electrode):
+        keep = spikes.noise_electrode == electrode
+    sigma = np.maximum(spikes.noise_uv, 1e-6)[spikes.noise_electrode[keep]]
+    return spikes.noise_snippets[keep] / sigma[:, None]
+
+
+def add_noise(waves: np.ndarray, bank: np.ndarray | None = None, seed: int = 0) -> np.ndarray:
+    """``waves`` plus background noise: random rows of ``bank`` (σ-scaled snippets) or, without one, white N(0, 1).
+
+    Decoded waveforms are the decoder's mean, free of the recording noise real spikes
+    carry; adding noise makes them samples of the data distribution rather than of its mean.
+    """
+    rng = np.random.default_rng(seed)
+    if bank is None:
+        return waves + rng.standard_normal(waves.shape)
+    if bank.shape[1] != waves.shape[1]:
+        raise SpikevaeError(f"noise snippets have {bank.shape[1]} samples but waveforms {waves.shape[1]}")
+    return waves + bank[rng.integers(0, len(bank), len(waves))]
 
 
 def fit_latent_gaussian(z: np.ndarray, ridge: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -195,6 +223,7 @@ class GenerateRequest:
     traversal_steps: int = 9
     interpolate: tuple[int, int] | None = None
     interpolate_steps: int = 11
+    noise: bool = False
     fmt: str = "npy"
     seed: int = 0
     device: str = "cpu"
@@ -227,6 +256,8 @@ def _unit_outputs(gen, req: GenerateRequest, spikes, arrays: dict, meta: dict) -
     sub = spikes.subset(idx)
     waves, mean, cov = sample_unit(gen, sub, req.n, req.seed)
     electrode = int(np.bincount(sub.electrode).argmax())
+    if req.noise:
+        waves = add_noise(waves, noise_bank_sigma(spikes, electrode), req.seed + 1)
     noise_uv = float(spikes.noise_uv[electrode])
     arrays.update(waveforms=waves, waveforms_uv=waves * noise_uv, unit_latent_mean=mean, unit_latent_cov=cov)
     meta.update(unit=req.unit, unit_n_spikes=int(idx.size), electrode=electrode,
@@ -282,7 +313,8 @@ def generate(req: GenerateRequest) -> GenerateRequest:
     meta = {"model_dir": str(Path(req.model_dir).resolve()), "unit_of_waveforms": UNIT_DOC, "seed": req.seed,
             "n_samples": int(gen.features.n_samples_), "latent_dim": latent_dim(gen)}
     arrays: dict = {}
-    spikes = _load_run_spikes(req) if (req.unit is not None or req.interpolate is not None) else None
+    need_run = req.unit is not None or req.interpolate is not None or (req.noise and req.run_dir is not None)
+    spikes = _load_run_spikes(req) if need_run else None
     center = None
     if req.unit is not None:
         center = _unit_outputs(gen, req, spikes, arrays, meta)
@@ -290,13 +322,19 @@ def generate(req: GenerateRequest) -> GenerateRequest:
     else:
         arrays["waveforms"] = sample_prior(gen, req.n, req.seed)
         meta["source"] = "prior N(0, I)"
+        if req.noise:
+            bank = noise_bank_sigma(spikes) if spikes is not None else None
+            arrays["waveforms"] = add_noise(arrays["waveforms"], bank, req.seed + 1)
+    meta["noise"] = ("background-noise snippets of the run" if spikes is not None and spikes.noise_snippets is not None
+                     else "white N(0, 1)") if req.noise else "none (decoder mean)"
     req.written.append(plot_samples(arrays["waveforms"], req.out_dir / "waveforms.png", meta["source"]))
     if req.traversal:
         values = np.linspace(-req.traversal_range, req.traversal_range, req.traversal_steps)
         waves = latent_traversal(gen, values, center)
         arrays.update(traversal=waves, traversal_values=values)
         meta["traversal"] = "others at 0" if center is None else f"others at unit {req.unit}'s latent mean; value = offset"
-        req.written.append(plot_traversal(waves, values, req.out_dir / "traversal.png", meta["traversal"]))
+        req.written.append(plot_traversal(waves, values, req.out_dir / "traversal.png",
+                                          f"latent traversal ({meta['traversal']})"))
     if req.interpolate is not None:
         _interpolation_outputs(gen, req, spikes, arrays, meta)
     _write_arrays(req, arrays, meta)

@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from spikevae.cli import main  # noqa: E402
 from spikevae.features.vae import VAEConfig, VAEFeatures  # noqa: E402
 from spikevae.generate import (  # noqa: E402
-    fit_latent_gaussian, interpolate, latent_traversal, load_generator, sample_prior, sample_unit,
+    add_noise, fit_latent_gaussian, noise_bank_sigma, interpolate, latent_traversal, load_generator, sample_prior, sample_unit,
 )
 from spikevae.objects import Sorting, Spikes  # noqa: E402
 from spikevae.realism import (  # noqa: E402
@@ -34,8 +34,9 @@ def make_spikes(n=600, n_el=3, seed=0) -> tuple[Spikes, np.ndarray]:
     sigma = rng.uniform(5, 10, n_el)
     amp = np.array([6.0, 16.0, 10.0])[unit] * rng.uniform(0.9, 1.1, n)
     wf = (temps[unit] * amp[:, None] + rng.normal(size=(n, L))) * sigma[el][:, None]
+    snip_el = np.repeat(np.arange(n_el), 50)
     sp = Spikes(np.arange(n) * 100, el, wf.astype(np.float32), wf[:, PEAK], sigma, 30000.0, PEAK,
-                [f"e{i}" for i in range(n_el)])
+                [f"e{i}" for i in range(n_el)], rng.normal(size=(snip_el.size, L)) * sigma[snip_el][:, None], snip_el)
     return sp, unit
 
 
@@ -109,6 +110,20 @@ def test_unit_samples_are_closer_to_their_unit_than_to_another(trained):
         assert frechet_distance_pca(own, fake) < frechet_distance_pca(alien, fake)
 
 
+def test_added_noise_comes_from_the_bank_in_sigma_units_and_makes_samples_harder_to_tell(trained):
+    spikes = trained["spikes"]
+    bank = noise_bank_sigma(spikes, electrode=1)
+    assert bank.shape == (50, L) and 0.8 < bank.std() < 1.2
+    zeros = np.zeros((10, L))
+    rows = add_noise(zeros, bank, seed=0)
+    assert all(any(np.array_equal(r, b) for b in bank) for r in rows)
+    assert 0.8 < add_noise(np.zeros((200, L)), None, seed=0).std() < 1.2
+    real = spikes.scaled_waveforms()
+    clean = sample_prior(trained["gen"], len(real), seed=0)
+    noisy = add_noise(clean, noise_bank_sigma(spikes), seed=1)
+    assert classifier_two_sample_auc(real, noisy) < classifier_two_sample_auc(real, clean)
+
+
 def test_latent_gaussian_is_regularised_and_works_for_one_spike():
     mean, cov = fit_latent_gaussian(np.ones((1, 3)))
     np.testing.assert_allclose(mean, 1.0)
@@ -135,7 +150,7 @@ def test_traversal_varies_only_the_named_coordinate_and_interpolation_hits_endpo
 # -- CLI ------------------------------------------------------------------------------------------
 def test_cli_writes_samples_traversal_and_interpolation(trained, tmp_path, capsys):
     out = tmp_path / "gen"
-    main(["generate", str(trained["model"]), "-o", str(out), "--n", "50", "--traversal",
+    main(["generate", str(trained["model"]), "-o", str(out), "--n", "50", "--traversal", "--noise",
           "--interpolate", "3", "7", "--run", str(trained["run"]), "--seed", "1"])
     for name in ("waveforms.npy", "traversal.npy", "interpolation.npy", "generate.json"):
         assert (out / name).is_file(), name
@@ -146,6 +161,7 @@ def test_cli_writes_samples_traversal_and_interpolation(trained, tmp_path, capsy
     assert np.load(out / "interpolation.npy").shape == (11, L)
     meta = json.loads((out / "generate.json").read_text())
     assert "noise sigma" in meta["unit_of_waveforms"] and meta["interpolate"] == [3, 7]
+    assert meta["noise"].startswith("background")
     assert not list(out.glob(".*.tmp"))
 
 

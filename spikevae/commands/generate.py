@@ -26,17 +26,19 @@ import click
 @click.option("--traversal", is_flag=True, help="also a latent traversal (-3..3 per dimension) and its figure")
 @click.option("--interpolate", nargs=2, type=int, default=None, metavar="I J",
               help="interpolate between the latents of spikes I and J of the run (needs --run)")
+@click.option("--noise", is_flag=True,
+              help="add background noise (the run's noise snippets with --run, else white N(0,1) σ) to the samples")
 @click.option("--format", "fmt", type=click.Choice(["npy", "h5"]), default="npy", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device for encoding and decoding")
-def generate(model_dir, out_dir, n, unit, run_dir, method, traversal, interpolate, fmt, seed, device):
+def generate(model_dir, out_dir, n, unit, run_dir, method, traversal, interpolate, noise, fmt, seed, device):
     """Generate spike waveforms (noise σ units) from the trained VAE in MODEL_DIR."""
     from ..generate import GenerateRequest
     from ..generate import generate as run_generate
 
     req = GenerateRequest(Path(model_dir), Path(out_dir), n=n, unit=unit, run_dir=Path(run_dir) if run_dir else None,
                           method=method, traversal=traversal, interpolate=tuple(interpolate) if interpolate else None,
-                          fmt=fmt, seed=seed, device=device)
+                          noise=noise, fmt=fmt, seed=seed, device=device)
     run_generate(req)
     click.echo(f"wrote {len(req.written)} files to {out_dir}/: " + ", ".join(p.name for p in req.written))
 
