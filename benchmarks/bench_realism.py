@@ -4,6 +4,8 @@ For each recording: bandpass + detect, train a VAE (default config) on 80 % of t
 waveforms, and compare the held-out 20 % (real) against
 
 - VAE prior samples (z ~ N(0, I), decoded),
+- VAE aggregate-posterior samples (one Gaussian fitted to the latents of all training
+  spikes, instead of the prior),
 - VAE per-unit samples (a Gaussian fitted to the latents of each ground-truth or
   sorted unit's training spikes, in proportion to unit size; simulations only),
 - the Gaussian-PCA baseline (a Gaussian fitted to the training waveforms in PCA space, 8
@@ -81,7 +83,7 @@ def evaluate(name: str, spikes, labels, args) -> list[tuple]:
     import tempfile
 
     from spikevae.features.vae import VAEFeatures
-    from spikevae.generate import add_noise, load_generator, noise_bank_sigma, sample_prior
+    from spikevae.generate import add_noise, load_generator, noise_bank_sigma, sample_prior, sample_unit
     from spikevae.realism import classifier_two_sample_auc, frechet_distance_pca, gaussian_pca_baseline
 
     rng = np.random.default_rng(args.seed)
@@ -98,7 +100,8 @@ def evaluate(name: str, spikes, labels, args) -> list[tuple]:
     real_train, real = train.scaled_waveforms(), spikes.subset(test_idx).scaled_waveforms()
     n = len(real)
     bank = noise_bank_sigma(spikes)
-    fakes = {"VAE prior": sample_prior(gen, n, args.seed)}
+    fakes = {"VAE prior": sample_prior(gen, n, args.seed),
+             "VAE aggregate-posterior Gauss": sample_unit(gen, train, n, args.seed)[0]}
     if labels is not None:
         fakes["VAE per-unit"] = per_unit_samples(gen, train, labels[train_idx], n, args.seed)
     fakes["Gaussian-PCA baseline"] = gaussian_pca_baseline(real_train, n, args.seed)

@@ -332,7 +332,8 @@ def generate(req: GenerateRequest) -> GenerateRequest:
         values = np.linspace(-req.traversal_range, req.traversal_range, req.traversal_steps)
         waves = latent_traversal(gen, values, center)
         arrays.update(traversal=waves, traversal_values=values)
-        meta["traversal"] = "others at 0" if center is None else f"others at unit {req.unit}'s latent mean; value = offset"
+        meta["traversal"] = ("others at 0" if center is None
+                             else f"others at unit {req.unit}'s latent mean; value = offset")
         req.written.append(plot_traversal(waves, values, req.out_dir / "traversal.png",
                                           f"latent traversal ({meta['traversal']})"))
     if req.interpolate is not None:
