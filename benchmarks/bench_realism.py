@@ -10,8 +10,10 @@ waveforms, and compare the held-out 20 % (real) against
   sorted unit's training spikes, in proportion to unit size; simulations only),
 - the Gaussian-PCA baseline (a Gaussian fitted to the training waveforms in PCA space, 8
   components), and a full-covariance Gaussian over all L samples,
-- each of the above "+ noise": plus a random background-noise snippet of the recording
-  (decoded waveforms are the decoder's mean, without the noise real spikes carry),
+- each of the above "+ background": plus a random background-noise snippet of the
+  recording (decoded waveforms are the decoder's mean, without the noise real spikes
+  carry), and the VAE rows "+ residual": plus a random reconstruction residual of a
+  training spike (the noise the latents do not carry; ``spikevae generate --noise residual``),
 - white noise N(0, 1) (sanity check: AUC ≈ 1),
 - a subset of the real training waveforms (real vs real: AUC ≈ 0.5, Fréchet ≈ 0).
 
@@ -83,7 +85,8 @@ def evaluate(name: str, spikes, labels, args) -> list[tuple]:
     import tempfile
 
     from spikevae.features.vae import VAEFeatures
-    from spikevae.generate import add_noise, load_generator, noise_bank_sigma, sample_prior, sample_unit
+    from spikevae.generate import (add_noise, load_generator, noise_bank_sigma, residual_bank, sample_prior,
+                                   sample_unit)
     from spikevae.realism import classifier_two_sample_auc, frechet_distance_pca, gaussian_pca_baseline
 
     rng = np.random.default_rng(args.seed)
@@ -99,14 +102,16 @@ def evaluate(name: str, spikes, labels, args) -> list[tuple]:
         gen = load_generator(Path(tmp) / "model")
     real_train, real = train.scaled_waveforms(), spikes.subset(test_idx).scaled_waveforms()
     n = len(real)
-    bank = noise_bank_sigma(spikes)
+    bank, resid = noise_bank_sigma(spikes), residual_bank(gen, train)
     fakes = {"VAE prior": sample_prior(gen, n, args.seed),
              "VAE aggregate-posterior Gauss": sample_unit(gen, train, n, args.seed)[0]}
     if labels is not None:
         fakes["VAE per-unit"] = per_unit_samples(gen, train, labels[train_idx], n, args.seed)
     fakes["Gaussian-PCA baseline"] = gaussian_pca_baseline(real_train, n, args.seed)
     for key in list(fakes):
-        fakes[key + " + noise"] = add_noise(fakes[key], bank, args.seed + 1)
+        fakes[key + " + background"] = add_noise(fakes[key], bank, args.seed + 1)
+        if key.startswith("VAE"):
+            fakes[key + " + residual"] = add_noise(fakes[key], resid, args.seed + 1)
     fakes["Gaussian full-cov (L-dim)"] = gaussian_pca_baseline(real_train, n, args.seed, n_components=real.shape[1])
     fakes["white noise"] = rng.standard_normal(real.shape)
     fakes["real (train subset)"] = real_train[rng.choice(len(real_train), min(n, len(real_train)), replace=False)]
@@ -136,9 +141,9 @@ def main(argv=None) -> None:
     sample = ROOT / "sample_data" / "sample.ns5"
     if not args.no_sample and sample.exists():
         rows += evaluate("sample.ns5", recording_spikes(sample), None, args)
-    print(f"\n{'data':<22} {'generator':<32} {'C2ST AUC':>9} {'Fréchet d²':>11} {'n real':>7} {'n fake':>7}")
+    print(f"\n{'data':<22} {'generator':<38} {'C2ST AUC':>9} {'Fréchet d²':>11} {'n real':>7} {'n fake':>7}")
     for data, gen, auc, fd, nr, nf in rows:
-        print(f"{data:<22} {gen:<32} {auc:9.3f} {fd:11.3f} {nr:7d} {nf:7d}")
+        print(f"{data:<22} {gen:<38} {auc:9.3f} {fd:11.3f} {nr:7d} {nf:7d}")
 
 
 if __name__ == "__main__":

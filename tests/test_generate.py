@@ -11,7 +11,7 @@ torch = pytest.importorskip("torch")
 from spikevae.cli import main  # noqa: E402
 from spikevae.features.vae import VAEConfig, VAEFeatures  # noqa: E402
 from spikevae.generate import (  # noqa: E402
-    add_noise, fit_latent_gaussian, interpolate, latent_traversal, load_generator, noise_bank_sigma, sample_prior,
+    add_noise, fit_latent_gaussian, residual_bank, interpolate, latent_traversal, load_generator, noise_bank_sigma, sample_prior,
     sample_unit,
 )
 from spikevae.objects import Sorting, Spikes  # noqa: E402
@@ -124,6 +124,9 @@ def test_added_noise_comes_from_the_bank_in_sigma_units_and_makes_samples_harder
     clean = sample_prior(trained["gen"], len(real), seed=0)
     noisy = add_noise(clean, noise_bank_sigma(spikes), seed=1)
     assert classifier_two_sample_auc(real, noisy) < classifier_two_sample_auc(real, clean)
+    res = residual_bank(trained["gen"], spikes)
+    assert res.shape == real.shape and 0.3 < res.std() < 1.2
+    assert classifier_two_sample_auc(real, add_noise(clean, res, seed=2)) < classifier_two_sample_auc(real, clean)
 
 
 def test_latent_gaussian_is_regularised_and_works_for_one_spike():
@@ -159,7 +162,7 @@ def test_traversal_varies_only_the_named_coordinate_and_interpolation_hits_endpo
 # -- CLI ------------------------------------------------------------------------------------------
 def test_cli_writes_samples_traversal_and_interpolation(trained, tmp_path, capsys):
     out = tmp_path / "gen"
-    main(["generate", str(trained["model"]), "-o", str(out), "--n", "50", "--traversal", "--noise",
+    main(["generate", str(trained["model"]), "-o", str(out), "--n", "50", "--traversal", "--noise", "residual",
           "--interpolate", "3", "7", "--run", str(trained["run"]), "--seed", "1"])
     for name in ("waveforms.npy", "traversal.npy", "interpolation.npy", "generate.json"):
         assert (out / name).is_file(), name
@@ -170,7 +173,7 @@ def test_cli_writes_samples_traversal_and_interpolation(trained, tmp_path, capsy
     assert np.load(out / "interpolation.npy").shape == (11, L)
     meta = json.loads((out / "generate.json").read_text())
     assert "noise sigma" in meta["unit_of_waveforms"] and meta["interpolate"] == [3, 7]
-    assert meta["noise"].startswith("background")
+    assert meta["noise"].startswith("reconstruction residuals")
     assert not list(out.glob(".*.tmp"))
 
 
@@ -178,7 +181,7 @@ def test_cli_unit_samples_in_h5_carry_microvolts(trained, tmp_path):
     import h5py
 
     out = tmp_path / "gen"
-    main(["generate", str(trained["model"]), "-o", str(out), "--n", "40", "--unit", "1",
+    main(["generate", str(trained["model"]), "-o", str(out), "--n", "40", "--unit", "1", "--noise", "background",
           "--run", str(trained["run"]), "--format", "h5"])
     with h5py.File(out / "generated.h5", "r") as f:
         w, uv = f["waveforms"][()], f["waveforms_uv"][()]
@@ -191,6 +194,7 @@ def test_cli_unit_samples_in_h5_carry_microvolts(trained, tmp_path):
 @pytest.mark.parametrize("args, fragment", [
     (["generate", "{tmp}/nope", "-o", "{tmp}/out"], "model folder not found"),
     (["generate", "{model}", "-o", "{tmp}/out", "--unit", "0"], "--run"),
+    (["generate", "{model}", "-o", "{tmp}/out", "--noise", "residual"], "--run"),
     (["generate", "{model}", "-o", "{tmp}/out", "--unit", "99", "--run", "{run}"], "unit 99"),
     (["generate", "{model}", "-o", "{tmp}/out", "--interpolate", "0", "100000", "--run", "{run}"], "out of range"),
 ])

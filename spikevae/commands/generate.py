@@ -26,8 +26,10 @@ import click
 @click.option("--traversal", is_flag=True, help="also a latent traversal (-3..3 per dimension) and its figure")
 @click.option("--interpolate", nargs=2, type=int, default=None, metavar="I J",
               help="interpolate between the latents of spikes I and J of the run (needs --run)")
-@click.option("--noise", is_flag=True,
-              help="add background noise (the run's noise snippets with --run, else white N(0,1) σ) to the samples")
+@click.option("--noise", type=click.Choice(["none", "residual", "background", "white"]), default="none",
+              show_default=True,
+              help="noise added to the decoded (noise-free) samples: the run's reconstruction residuals (most "
+                   "realistic), its background-noise snippets, or white N(0,1) σ; residual/background need --run")
 @click.option("--format", "fmt", type=click.Choice(["npy", "h5"]), default="npy", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="torch device for encoding and decoding")
