@@ -104,7 +104,7 @@ def evaluate(name: str, spikes, labels, args) -> list[tuple]:
     n = len(real)
     bank, resid = noise_bank_sigma(spikes), residual_bank(gen, train)
     fakes = {"VAE prior": sample_prior(gen, n, args.seed),
-             "VAE aggregate-posterior Gauss": sample_unit(gen, train, n, args.seed)[0]}
+             "VAE agg-posterior Gauss": sample_unit(gen, train, n, args.seed)[0]}
     if labels is not None:
         fakes["VAE per-unit"] = per_unit_samples(gen, train, labels[train_idx], n, args.seed)
     fakes["Gaussian-PCA baseline"] = gaussian_pca_baseline(real_train, n, args.seed)
@@ -141,9 +141,9 @@ def main(argv=None) -> None:
     sample = ROOT / "sample_data" / "sample.ns5"
     if not args.no_sample and sample.exists():
         rows += evaluate("sample.ns5", recording_spikes(sample), None, args)
-    print(f"\n{'data':<22} {'generator':<38} {'C2ST AUC':>9} {'Fréchet d²':>11} {'n real':>7} {'n fake':>7}")
+    print(f"\n{'data':<22} {'generator':<36} {'C2ST AUC':>9} {'Fréchet d²':>11} {'n real':>7} {'n fake':>7}")
     for data, gen, auc, fd, nr, nf in rows:
-        print(f"{data:<22} {gen:<38} {auc:9.3f} {fd:11.3f} {nr:7d} {nf:7d}")
+        print(f"{data:<22} {gen:<36} {auc:9.3f} {fd:11.3f} {nr:7d} {nf:7d}")
 
 
 if __name__ == "__main__":

@@ -324,14 +324,12 @@ def _write_arrays(req: GenerateRequest, arrays: dict, meta: dict) -> None:
                 for k, v in meta.items():
                     f.attrs[k] = json.dumps(v) if isinstance(v, (list, dict)) else v
         req.written.append(path)
-    elif req.fmt == "npy":
+    else:
         for k, v in arrays.items():
             with atomic_path(req.out_dir / f"{k}.npy") as tmp:
                 with open(tmp, "wb") as fh:
                     np.save(fh, np.asarray(v, dtype=np.float32))
             req.written.append(req.out_dir / f"{k}.npy")
-    else:
-        raise SpikevaeError(f"format {req.fmt!r}: use npy or h5")
     with atomic_path(req.out_dir / "generate.json") as tmp:
         tmp.write_text(json.dumps(meta, indent=2) + "\n")
     req.written.append(req.out_dir / "generate.json")
