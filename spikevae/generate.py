@@ -13,9 +13,10 @@ electrode's ``noise_uv`` (done for unit-conditional samples, ``waveforms_uv``).
 - :func:`add_noise`: decoded waveforms are the decoder's *mean*, smoother than real
   spikes (a classifier tells them apart with AUC ≈ 0.98). ``--noise residual`` adds
   reconstruction residuals of the run's spikes (real − decode(encode(real))), the noise
-  the latents do not already carry: AUC 0.72-0.73 on sample.ns5, against 0.81-0.84 with
-  full background-noise snippets (``--noise background``), whose variance the decoded
-  latents partly hold already (residual σ ≈ 0.6-0.7, background σ = 1).
+  the latents do not already carry: C2ST AUC 0.68-0.75 (benchmarks/bench_realism.py,
+  Utah-like simulation and sample.ns5, seeds 0 and 1), against 0.82-0.91 with full
+  background-noise snippets (``--noise background``), whose variance the decoded latents
+  partly hold already, and 0.75-0.85 for a full-covariance Gaussian fitted to the waveforms.
 
 Loading and decoding reuse :class:`spikevae.synth.vae_templates.VAETemplates`.
 """
