@@ -54,7 +54,7 @@ def test_run_sorts_scores_and_resumes(raw_recording, tmp_path, capsys):
     assert (out / "units.csv").read_text().startswith("unit,electrode")
     scores = json.loads((out / "scores.json").read_text())["pca"]
     assert scores["n_gt_units"] >= 6
-    assert scores["mean_accuracy"] >= 0.4, scores["mean_accuracy"]
+    assert scores["mean_accuracy"] >= 0.4, scores["mean_accuracy"]  # measured 0.47 (3.5 σ, mixture + refinement)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["skipped_stages"] == []
     # the rerun reuses every stage; a changed cluster setting recomputes only clustering
@@ -131,3 +131,17 @@ def test_flat_electrode_is_skipped_others_sort(tmp_path, capsys):
     s = np.load(tmp_path / "o" / "sorting.npz")
     assert not np.any(s["electrode"] == 1)
     assert {0, 2} <= set(np.unique(s["electrode"][s["unit"] >= 0]).tolist())
+
+
+def test_sample_data_sorts_above_floor(tmp_path, capsys):
+    """The default job: `spikevae run` on sample_data (measured 0.49 mean accuracy, 9/24 well detected)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "sample_data"
+    code, _, err = _cli(["-q", "run", str(root / "sample.ns5"), "--gt", str(root / "sample_gt.npz"),
+                         "-o", str(tmp_path), "--no-report"], capsys)
+    assert code == 0, err
+    s = json.loads((tmp_path / "scores.json").read_text())["pca"]
+    assert s["n_gt_units"] == 24
+    assert s["mean_accuracy"] >= 0.45, s["mean_accuracy"]
+    assert s["n_well_detected"] >= 8
