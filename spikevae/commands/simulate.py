@@ -11,7 +11,10 @@ def sim_config(duration: float, electrodes: int, overrides=()):
     from ..config import parse_override, set_value
     from ..synth import SimConfig
 
-    cfg = SimConfig(duration_s=duration, n_electrodes=electrodes)
+    cfg = SimConfig()
+    # the options go through the same validation as --set (bounds, types)
+    set_value(cfg, "duration_s", duration, "sim.")
+    set_value(cfg, "n_electrodes", electrodes, "sim.")
     for item in overrides:
         key, value = parse_override(item)
         if not key.startswith("sim."):
