@@ -225,6 +225,11 @@ def _validate_recording(rec: Recording, config: PipelineConfig) -> None:
     from .io import validate_recording
 
     validate_recording(rec, min_duration_s=0.1)
+    window = int(round(config.detect.window_ms * 1e-3 * rec.fs))
+    if window < 8:
+        raise SpikevaeError(f"{rec.source}: sampling rate {rec.fs:g} Hz gives {window} samples per "
+                            f"{config.detect.window_ms:g} ms spike window; spike sorting needs about 10 kHz or more. "
+                            "Is this the continuous neural stream? choose another with --set input.stream=...")
     lo, _ = config.preprocess.band_hz()
     if lo >= rec.fs / 2:
         raise SpikevaeError(f"{rec.source}: sampling rate {rec.fs:g} Hz is too low for a {lo:g} Hz high-pass; "

@@ -259,8 +259,8 @@ def refine(x: np.ndarray, labels: np.ndarray, peak_scaled: np.ndarray, cfg,
         Counts of ``splits``, ``merges``, ``dissolved`` and ``rounds`` run.
     """
     x = np.asarray(x, dtype=np.float64)
-    labels, _ = dissolve_weak(relabel_consecutive(labels), peak_scaled, cfg)
-    st = {"splits": 0, "merges": 0, "dissolved": 0, "rounds": 0}
+    labels, n_weak = dissolve_weak(relabel_consecutive(labels), peak_scaled, cfg)
+    st = {"splits": 0, "merges": 0, "dissolved": n_weak, "rounds": 0}
     for _ in range(cfg.n_rounds):
         before = labels.copy()
         if cfg.split:
