@@ -81,7 +81,7 @@ def test_compare_command(raw_recording, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("case", ["missing", "unknown_format", "raw_size", "nan", "too_short", "unwritable",
-                                  "unknown_key"])
+                                  "unknown_key", "low_rate"])
 def test_errors_are_one_line(case, tmp_path, capsys):
     f = tmp_path / "x.dat"
     np.zeros((30000, 4), np.int16).tofile(f)
@@ -111,6 +111,10 @@ def test_errors_are_one_line(case, tmp_path, capsys):
         a = list(args)
         a[a.index("-o") + 1] = str(tmp_path / "blocker" / "out")
         expect[case] = (a, "not writable")
+    if case == "low_rate":
+        a = list(args)
+        a[a.index("--fs") + 1] = "1000"
+        expect[case] = (a, "spike sorting needs about 10 kHz")
     argv, fragment = expect[case]
     code, _, err = _run(argv, capsys)
     assert code == 1
