@@ -177,8 +177,73 @@ def _noise_positions(above_any: np.ndarray, length: int, n_want: int, lo: int, h
     return np.sort(starts[clean][:n_want])
 
 
+class _ChunkJob:
+    """Detection of one chunk, with everything fixed before the loop (picklable for worker processes)."""
+
+    def __init__(self, rec, config, thr, noise, active, margin, pre, length, dead, n_snip, seed):
+        self.rec, self.config, self.thr, self.noise, self.active = rec, config, thr, noise, active
+        self.margin, self.pre, self.length, self.dead, self.n_snip, self.seed = margin, pre, length, dead, n_snip, seed
+
+    def __call__(self, item: tuple[int, tuple[int, int]]):
+        ci, (start, stop) = item
+        rec, cfg, pre, length = self.rec, self.config, self.pre, self.length
+        x, left, _ = get_chunk_with_margin(rec, start, stop, self.margin)
+        t, ch = find_peaks(x, self.thr, cfg.polarity, self.dead)
+        g = t - left + start
+        keep = ((g >= start) & (g < stop) & (g - pre - ALIGN_PAD >= 0)
+                & (g - pre + length + ALIGN_PAD <= rec.n_samples))
+        t, ch = t[keep], ch[keep]
+        sign = {"neg": -1.0, "pos": 1.0}
+        pol = (np.full(len(t), sign[cfg.polarity]) if cfg.polarity in sign
+               else np.sign(x[t, ch]).astype(np.float64))
+        wf, shift = align_waveforms(x, t, ch, pre, length, cfg.upsample, pol,
+                                    cfg.align_smooth_ms * 1e-3 * rec.fs, cfg.align_max_shift_ms * 1e-3 * rec.fs)
+        nz, nze = [], []
+        if self.n_snip:
+            rng = np.random.default_rng([self.seed, ci])
+            above = np.abs(x) > (cfg.threshold * self.noise)[None, :]
+            for c in np.nonzero(self.active)[0]:
+                pos = _noise_positions(above[:, c], length, self.n_snip, left, left + (stop - start), rng)
+                if pos.size:
+                    nz.append(x[pos[:, None] + np.arange(length)[None, :], c])
+                    nze.append(np.full(pos.size, c, np.int64))
+        nz = np.concatenate(nz) if nz else np.zeros((0, length), np.float32)
+        nze = np.concatenate(nze) if nze else np.zeros(0, np.int64)
+        return t - left + start + np.round(shift).astype(np.int64), ch, wf, nz, nze
+
+
+def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool) -> list:
+    """``job`` over every chunk, in order; in ``n_jobs`` worker processes when there is enough work."""
+    items = list(enumerate(ranges))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(items), desc="detect", unit="chunk")
+    if n_jobs > 1 and len(items) >= 4 * n_jobs:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from threadpoolctl import threadpool_limits
+
+        out = []
+        with threadpool_limits(1), ProcessPoolExecutor(n_jobs) as ex:
+            for r in ex.map(job, items, chunksize=2):
+                out.append(r)
+                if bar is not None:
+                    bar.update()
+    else:
+        out = []
+        for item in items:
+            out.append(job(item))
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    return out
+
+
 def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, progress: bool = False,
-                  skip_channels=(), seed: int = 0) -> Spikes:
+                  skip_channels=(), seed: int = 0, n_jobs: int = 1) -> Spikes:
     """Detect and align spikes in a (filtered) recording, chunk by chunk.
 
     Noise σ per channel comes from the median absolute deviation; a spike is a
@@ -201,6 +266,8 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
         Channel indices not to detect on.
     seed : int
         Seed for the choice of noise snippets.
+    n_jobs : int, default 1
+        Worker processes over chunks (results are identical for any value).
 
     Returns
     -------
@@ -227,36 +294,10 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
     thr = np.where(active, config.threshold * noise, np.inf).astype(np.float32)
     margin = max(dead, pre + ALIGN_PAD, length - pre + ALIGN_PAD) + 2
     ranges = list(rec.chunks(chunk))
-    n_snip_chunk = int(np.ceil(config.noise_snippets / max(1, len(ranges))))
-    parts: dict[str, list] = {k: [] for k in ("t", "ch", "wf", "nz", "nze")}
-    it = ranges
-    if progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(ranges, desc="detect", unit="chunk")
-    sign = {"neg": -1.0, "pos": 1.0}
-    for ci, (start, stop) in enumerate(it):
-        x, left, _ = get_chunk_with_margin(rec, start, stop, margin)
-        t, ch = find_peaks(x, thr, config.polarity, dead)
-        g = t - left + start
-        keep = ((g >= start) & (g < stop) & (g - pre - ALIGN_PAD >= 0)
-                & (g - pre + length + ALIGN_PAD <= rec.n_samples))
-        t, ch = t[keep], ch[keep]
-        pol = (np.full(len(t), sign[config.polarity]) if config.polarity in sign
-               else np.sign(x[t, ch]).astype(np.float64))
-        wf, shift = align_waveforms(x, t, ch, pre, length, config.upsample, pol,
-                                    config.align_smooth_ms * 1e-3 * fs, config.align_max_shift_ms * 1e-3 * fs)
-        parts["t"].append(t - left + start + np.round(shift).astype(np.int64))
-        parts["ch"].append(ch)
-        parts["wf"].append(wf)
-        if n_snip_chunk:
-            rng = np.random.default_rng([seed, ci])
-            above = np.abs(x) > (config.threshold * noise)[None, :]
-            for c in np.nonzero(active)[0]:
-                pos = _noise_positions(above[:, c], length, n_snip_chunk, left, left + (stop - start), rng)
-                if pos.size:
-                    parts["nz"].append(x[pos[:, None] + np.arange(length)[None, :], c])
-                    parts["nze"].append(np.full(pos.size, c, np.int64))
+    job = _ChunkJob(rec, config, thr, noise, active, margin, pre, length, dead,
+                    int(np.ceil(config.noise_snippets / max(1, len(ranges)))), seed)
+    results = _map_chunks(job, ranges, n_jobs, progress)
+    parts = {k: [r[i] for r in results if len(r[i])] for i, k in enumerate(("t", "ch", "wf", "nz", "nze"))}
     t = np.concatenate(parts["t"]) if parts["t"] else np.zeros(0, np.int64)
     ch = np.concatenate(parts["ch"]) if parts["ch"] else np.zeros(0, np.int64)
     wf = np.concatenate(parts["wf"]) if parts["wf"] else np.zeros((0, length), np.float32)

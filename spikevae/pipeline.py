@@ -105,7 +105,7 @@ def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spi
     dead = find_dead_channels(rec)
     filtered = preprocess(rec, config.preprocess)
     return detect_spikes(filtered, config.detect, chunk_s=config.run.chunk_s, progress=progress,
-                         skip_channels=dead, seed=config.run.seed)
+                         skip_channels=dead, seed=config.run.seed, n_jobs=config.run.n_jobs)
 
 
 def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir: Path, progress: bool) -> Embedding:

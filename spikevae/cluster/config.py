@@ -78,7 +78,7 @@ class ClusterConfig:
     min_spikes: int = param(30, "electrodes with fewer spikes are left unsorted", low=1)
     max_fit_spikes: int = param(20000, "electrodes with more spikes are fit on a random subsample, the rest assigned", low=100)
     seed: int = param(0, "random seed for subsampling and initialisation", low=0)
-    n_jobs: int = param(1, "parallel workers over electrodes (1 = serial)", low=1, high=256)
+    n_jobs: int = param(2, "parallel workers over electrodes (1 = serial; results are identical)", low=1, high=256)
     hdbscan: HDBSCANConfig = section(HDBSCANConfig, "HDBSCAN initial clusterer")
     isosplit: IsosplitConfig = section(IsosplitConfig, "isosplit6 initial clusterer")
     mixture: MixtureConfig = section(MixtureConfig, "Gaussian mixture initial clusterer")
