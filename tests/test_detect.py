@@ -120,3 +120,12 @@ def test_noise_estimate_and_snippets():
         assert len(snips) >= 40
         # spike-free: no sample beyond the threshold
         assert np.abs(snips).max() <= 4.0 * s.noise_uv[c] + 1e-3
+
+
+def test_worker_processes_give_identical_spikes():
+    rec, _ = _recording(snr=8, n_s=4)
+    serial = detect_spikes(rec, DetectConfig(), chunk_s=0.25, n_jobs=1)
+    parallel = detect_spikes(rec, DetectConfig(), chunk_s=0.25, n_jobs=2)
+    assert serial.n_spikes > 50
+    for k in ("sample_index", "electrode", "waveforms", "noise_snippets", "noise_electrode"):
+        assert np.array_equal(getattr(serial, k), getattr(parallel, k)), k
