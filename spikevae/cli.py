@@ -123,8 +123,10 @@ def filter(recording, out_path, **opts):  # noqa: A001 - the stage's name
     from .io.hdf5 import write_hdf5
     from .pipeline import open_input
     from .preprocess import preprocess
+    from .store import check_writable
 
     cfg = build_config(**opts)
+    check_writable(Path(out_path).parent)
     rec = open_input(recording, cfg)
     if not hasattr(rec, "get_traces"):
         raise SpikevaeError(f"{recording}: a .nev file holds spikes, not traces; there is nothing to filter")
