@@ -89,6 +89,24 @@ def store_path(out_dir) -> Path:
     return Path(out_dir) / STORE_NAME
 
 
+def _copy_except(src: h5py.Group, dst: h5py.Group, skip: str | None) -> None:
+    """Copy every attribute and member of ``src`` into ``dst`` except the path ``skip``.
+
+    Writing into a fresh file (rather than deleting in place) keeps the store compact:
+    HDF5 does not reclaim the space of deleted datasets.
+    """
+    for k, v in src.attrs.items():
+        dst.attrs[k] = v
+    head, _, rest = (skip or "").partition("/")
+    for name in src:
+        if name == head and not rest:
+            continue
+        if name == head and isinstance(src[name], h5py.Group):
+            _copy_except(src[name], dst.create_group(name), rest)
+        else:
+            src.copy(src[name], dst, name=name)
+
+
 class RunStore:
     """Read and write stage results in ``OUT/run.h5``."""
 
@@ -114,11 +132,10 @@ class RunStore:
     def write_group(self, group: str, arrays: dict, attrs: dict | None = None, hash_: str = "") -> None:
         """Replace ``group`` with ``arrays`` and ``attrs``, atomically for the whole file."""
         with atomic_path(self.path) as tmp:
-            if self.path.exists():
-                shutil.copyfile(self.path, tmp)
-            with h5py.File(tmp, "a") as f:
-                if group in f:
-                    del f[group]
+            with h5py.File(tmp, "w") as f:
+                if self.path.exists():
+                    with h5py.File(self.path, "r") as old:
+                        _copy_except(old, f, group)
                 g = f.create_group(group)
                 for k, v in arrays.items():
                     if v is None:
@@ -134,9 +151,10 @@ class RunStore:
 
     def set_root_attrs(self, **attrs) -> None:
         with atomic_path(self.path) as tmp:
-            if self.path.exists():
-                shutil.copyfile(self.path, tmp)
-            with h5py.File(tmp, "a") as f:
+            with h5py.File(tmp, "w") as f:
+                if self.path.exists():
+                    with h5py.File(self.path, "r") as old:
+                        _copy_except(old, f, None)
                 for k, v in attrs.items():
                     f.attrs[k] = json.dumps(v, default=str)
 

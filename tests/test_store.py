@@ -55,3 +55,14 @@ def test_unwritable_output_folder(tmp_path):
     f.write_text("x")
     with pytest.raises(SpikevaeError, match="not writable"):
         check_writable(f / "sub")
+
+
+def test_rewriting_a_stage_keeps_the_file_compact(tmp_path):
+    store = RunStore(tmp_path)
+    store.save_spikes(_spikes(2000), {}, "h1")
+    size = store.path.stat().st_size
+    for i in range(5):
+        store.save_spikes(_spikes(2000), {}, f"h{i}")
+        store.save_embedding(Embedding(np.ones((2000, 3)), "pca"), {}, f"e{i}")
+    assert store.path.stat().st_size < 1.2 * size + 2000 * 3 * 4 * 2
+    assert store.has("spikes", "h4") and store.has("embedding/pca", "e4")
