@@ -120,7 +120,7 @@ def plot_accuracy_vs_snr(rows: list[dict], path) -> None:
     ax.set_ylim(0, 1)
     ax.axhline(0.8, color="0.7", lw=0.8, ls="--")
     ax.legend()
-    ax.set_title("accuracy against SNR (simulated Utah recordings)")
+    ax.set_title("accuracy against SNR (simulated)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
