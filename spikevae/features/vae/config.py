@@ -20,8 +20,8 @@ over six with SNR 3-8: VAE 0.363, PCA 0.354, VAE + background 0.359. Plain and d
 AEs were within seed noise of PCA, and the β-VAE (γ 20, C_max 5 nats) below it.
 
 Remeasured after detection moved to a 3.5 σ threshold with smoothed alignment (simulations
-seeds 0-1, the sample data and Easy1 pooled, 70 units): PCA 0.519, VAE + background 0.507,
-AE + background 0.502, β-VAE 0.486, VAE 0.482. Background-noise denoising raised the VAE on
+seeds 0-1, the sample data and Easy1 pooled, 70 units): PCA 0.519, AE + background 0.518,
+VAE + background 0.507, β-VAE 0.488, VAE 0.485. Background-noise denoising raised the VAE on
 every one of the four sets (0.441 -> 0.477, 0.483 -> 0.520, 0.463 -> 0.469, 0.939 -> 0.947),
 so the default is ``kind = "vae"`` with ``corruption = "background"``. No learned space beat
 PCA on this (simulated) ground truth; the pipeline's default feature method stays PCA.
