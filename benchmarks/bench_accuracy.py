@@ -22,7 +22,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gt_sets  # noqa: E402
 
-from spikevae.compare import compare_sortings, estimate_offset, match_times  # noqa: E402
+from spikevae.compare import compare_sortings, estimate_offset  # noqa: E402
+from spikevae.diagnose import by_snr, ground_truth_labels  # noqa: E402
 from spikevae.objects import Sorting  # noqa: E402
 from spikevae.params import load_config  # noqa: E402
 from spikevae.pipeline import run_pipeline  # noqa: E402
@@ -30,28 +31,9 @@ from spikevae.pipeline import run_pipeline  # noqa: E402
 
 def detection_ceiling(spikes, gt: Sorting, offset: int) -> dict:
     """Score of the sorting that labels each detected spike with its matching ground-truth unit."""
-    tol = int(round(0.4e-3 * gt.fs))
-    lab = np.full(spikes.n_spikes, -1, np.int64)
-    use_elec = np.any(gt.electrode != 0)
-    for u in np.unique(gt.unit):
-        g = gt.sample_index[gt.unit == u] + offset
-        e = int(np.bincount(gt.electrode[gt.unit == u]).argmax())
-        idx = np.flatnonzero(spikes.electrode == e) if use_elec else np.arange(spikes.n_spikes)
-        idx = idx[lab[idx] < 0]
-        _, ib = match_times(g, spikes.sample_index[idx], tol)
-        lab[idx[ib]] = u
-    return compare_sortings(gt, Sorting(spikes.sample_index, spikes.electrode, lab, gt.fs), offset_samples=offset)
-
-
-def by_snr(scores: dict, snr: dict | None) -> dict:
-    if not snr:
-        return {}
-    bands = {"<5": (0, 5), "5-8": (5, 8), ">=8": (8, 1e9)}
-    out = {}
-    for name, (lo, hi) in bands.items():
-        acc = [u["accuracy"] for u in scores["units"] if lo <= snr.get(u["gt_unit"], -1) < hi]
-        out[name] = (float(np.mean(acc)) if acc else float("nan"), len(acc))
-    return out
+    shifted = Sorting(gt.sample_index + offset, gt.electrode, gt.unit, gt.fs)
+    lab = ground_truth_labels(spikes, shifted)  # -1 where no ground-truth spike matches
+    return compare_sortings(shifted, Sorting(spikes.sample_index, spikes.electrode, lab, gt.fs))
 
 
 def main() -> None:
@@ -92,7 +74,7 @@ def main() -> None:
                    **{f"{m}_acc": sc[m]["mean_accuracy"] for m in methods},
                    **{f"{m}_well": sc[m]["n_well_detected"] for m in methods}, "by_snr": snr}
             rows.append(row)
-            snr_txt = " | ".join(f"{a:.2f} ({n})" for a, n in snr.values()) if snr else "-"
+            snr_txt = " | ".join(f"{v['mean_accuracy']:.2f} ({v['n_units']})" for v in snr.values()) if snr else "-"
             print(f"{s.name:<22} {band:<10} {r.spikes.n_spikes:>7} {ceil['mean_accuracy']:>8.3f} " +
                   " ".join(f"{sc[m]['mean_accuracy']:>9.3f} {sc[m]['n_well_detected']:>4}/{sc[m]['n_gt_units']:<4}"
                            for m in methods) + f"  {snr_txt}  {secs:.1f}", flush=True)
