@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 

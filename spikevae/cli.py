@@ -141,17 +141,16 @@ def filter(recording, out_path, **opts):  # noqa: A001 - the stage's name
 @input_options
 def detect(recording, out_dir, **opts):
     """Filter and detect spikes in RECORDING; store them in OUT/run.h5."""
-    from .config import config_hash, to_dict
-    from .pipeline import _detect_stage, input_identity, open_input
+    from .config import to_dict
+    from .pipeline import _detect_stage, input_identity, open_input, spikes_key
     from .store import RunStore, check_writable
 
     cfg = build_config(**opts)
     data = open_input(recording, cfg)
     spikes = data if not hasattr(data, "get_traces") else _detect_stage(data, cfg, sys.stderr.isatty())
     d = to_dict(cfg)
-    h = config_hash({"input": input_identity(recording), "in": d["input"], "pre": d["preprocess"],
-                     "det": d["detect"], "chunk": cfg.run.chunk_s, "seed": cfg.run.seed})
-    RunStore(check_writable(out_dir)).save_spikes(spikes, {k: d[k] for k in ("input", "preprocess", "detect")}, h)
+    RunStore(check_writable(out_dir)).save_spikes(spikes, {k: d[k] for k in ("input", "preprocess", "detect")},
+                                                  spikes_key(input_identity(recording), cfg))
     click.echo(f"{spikes!r} -> {out_dir}/run.h5")
 
 
@@ -161,15 +160,14 @@ def detect(recording, out_dir, **opts):
 @config_options
 def features(out_dir, method, **opts):
     """Compute features (PCA or VAE) of the spikes in OUT_DIR/run.h5."""
-    from .config import to_dict
-    from .pipeline import _features_stage
+    from .pipeline import _features_stage, embedding_key, features_section
     from .store import RunStore
 
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
     emb = _features_stage(store.load_spikes(), method, cfg, Path(out_dir), sys.stderr.isatty())
-    store.save_embedding(emb, to_dict(cfg)["features"], "cli")
+    store.save_embedding(emb, features_section(cfg, method), embedding_key(store.hash_of("spikes"), method, cfg))
     click.echo(f"{emb!r} -> {out_dir}/run.h5")
 
 
@@ -180,14 +178,15 @@ def features(out_dir, method, **opts):
 def cluster(out_dir, method, **opts):
     """Cluster the features in OUT_DIR/run.h5, electrode by electrode; writes sorting_<method>.npz."""
     from .config import to_dict
-    from .pipeline import _cluster_stage
+    from .pipeline import _cluster_stage, sorting_key
     from .store import RunStore
 
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
     sorting = _cluster_stage(store.load_spikes(), store.load_embedding(method), cfg, sys.stderr.isatty())
-    store.save_sorting(sorting, method, to_dict(cfg)["cluster"], "cli")
+    store.save_sorting(sorting, method, to_dict(cfg)["cluster"],
+                       sorting_key(store.hash_of(f"embedding/{method}"), cfg))
     sorting.save_npz(Path(out_dir) / f"sorting_{method}.npz")
     click.echo(f"{sorting!r} -> {out_dir}/sorting_{method}.npz")
 

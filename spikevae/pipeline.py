@@ -6,10 +6,8 @@ and an interrupted run resumes at the first stage that is missing or out of date
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
-import os
 import resource
 import time
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ from .errors import SpikevaeError
 from .objects import Embedding, Sorting, Spikes
 from .params import PipelineConfig
 from .recording import Recording
-from .store import RunStore, atomic_path, check_writable, write_text
+from .store import RunStore, check_writable, write_text
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +79,33 @@ def feature_methods(config: PipelineConfig) -> list[str]:
     out = [config.features.method]
     out += [m for m in config.features.also if m not in out]
     return out
+
+
+# -- stage cache keys: the one place that says what each stage's result depends on --------
+def spikes_key(ident: dict, config: PipelineConfig) -> str:
+    """Cache key of the detected spikes: the input's identity and the configuration that reads,
+    filters and detects."""
+    d = to_dict(config)
+    return config_hash({"input": ident, "in": d["input"], "pre": d["preprocess"], "det": d["detect"],
+                        "chunk": config.run.chunk_s, "seed": config.run.seed})
+
+
+def features_section(config: PipelineConfig, method: str) -> dict:
+    """The feature settings that ``method`` uses (the VAE section only for the VAE)."""
+    fcfg = to_dict(config)["features"] | {"method": method}
+    if method != "vae":
+        fcfg.pop("vae")
+    return fcfg
+
+
+def embedding_key(spikes_hash: str, method: str, config: PipelineConfig) -> str:
+    """Cache key of an embedding: the spikes it embeds and the feature settings."""
+    return config_hash({"spikes": spikes_hash, "features": features_section(config, method), "seed": config.run.seed})
+
+
+def sorting_key(embedding_hash: str, config: PipelineConfig) -> str:
+    """Cache key of a sorting: the embedding it clusters and the cluster settings."""
+    return config_hash({"embedding": embedding_hash, "cluster": to_dict(config)["cluster"]})
 
 
 def open_input(path, config: PipelineConfig) -> Recording | Spikes:
@@ -170,8 +195,7 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
                         "duration_s": float(data.sample_index.max() / data.fs) if data.n_spikes else 0.0}
         rec_info["duration_s"] = float(rec_info.get("duration_s", 0.0))
 
-    spike_hash = config_hash({"input": ident, "in": cfg_dict["input"], "pre": cfg_dict["preprocess"],
-                              "det": cfg_dict["detect"], "chunk": config.run.chunk_s, "seed": config.run.seed})
+    spike_hash = spikes_key(ident, config)
     with timer.stage("detect"):
         if not force and store.has("spikes", spike_hash):
             spikes = store.load_spikes()
@@ -185,10 +209,8 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
 
     embeddings, sortings = {}, {}
     for method in feature_methods(config):
-        fcfg = cfg_dict["features"] | {"method": method}
-        if method != "vae":
-            fcfg.pop("vae")
-        emb_hash = config_hash({"spikes": spike_hash, "features": fcfg, "seed": config.run.seed})
+        fcfg = features_section(config, method)
+        emb_hash = embedding_key(spike_hash, method, config)
         with timer.stage(f"features_{method}"):
             if not force and store.has(f"embedding/{method}", emb_hash):
                 emb = store.load_embedding(method)
@@ -197,7 +219,7 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
                 emb = _features_stage(spikes, method, config, out, progress)
                 store.save_embedding(emb, fcfg, emb_hash)
         embeddings[method] = emb
-        clu_hash = config_hash({"embedding": emb_hash, "cluster": cfg_dict["cluster"]})
+        clu_hash = sorting_key(emb_hash, config)
         with timer.stage(f"cluster_{method}"):
             if not force and store.has(f"sorting/{method}", clu_hash):
                 sorting = store.load_sorting(method)

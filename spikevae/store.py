@@ -129,6 +129,13 @@ class RunStore:
                 return False
             return hash_ is None or f[group].attrs.get("hash", "") == hash_
 
+    def hash_of(self, group: str) -> str:
+        """The cache key ``group`` was stored with ("" when absent)."""
+        if not self.path.exists():
+            return ""
+        with h5py.File(self.path, "r") as f:
+            return str(f[group].attrs.get("hash", "")) if group in f else ""
+
     def write_group(self, group: str, arrays: dict, attrs: dict | None = None, hash_: str = "") -> None:
         """Replace ``group`` with ``arrays`` and ``attrs``, atomically for the whole file."""
         with atomic_path(self.path) as tmp:

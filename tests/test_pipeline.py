@@ -149,3 +149,15 @@ def test_sample_data_sorts_above_floor(tmp_path, capsys):
     assert s["n_gt_units"] == 24
     assert s["mean_accuracy"] >= 0.45, s["mean_accuracy"]
     assert s["n_well_detected"] >= 8
+
+
+def test_stage_commands_and_run_share_the_store(raw_recording, tmp_path, capsys):
+    """detect / features / cluster leave results that `run` with the same configuration reuses."""
+    out = str(tmp_path / "o")
+    rec = str(raw_recording / "rec.dat")
+    for argv in (["detect", rec, *RAW, "-o", out], ["features", out], ["cluster", out]):
+        code, _, err = _cli(["-q", *argv], capsys)
+        assert code == 0, err
+    code, text, err = _cli(["run", rec, *RAW, "-o", out, "--no-report"], capsys)
+    assert code == 0, err
+    assert "reused from the run store: detect, features_pca, cluster_pca" in text

@@ -182,7 +182,7 @@ def gt_table(gt: dict) -> str:
             cells += [u.get("sorted_unit", "–"), u.get("accuracy"), u.get("precision"), u.get("recall")]
         body.append("<tr>" + "".join(f'<td data-v="{"" if not isinstance(c, (int, float)) else c}">{fmt(c)}</td>'
                                      for c in cells) + "</tr>")
-    return (f'<div class="scroll"><table class="sortable" id="gt-units"><thead><tr>'
+    return ('<div class="scroll"><table class="sortable" id="gt-units"><thead><tr>'
             + "".join(f'<th data-key="{esc(h)}">{esc(h)}</th>' for h in head)
             + f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
