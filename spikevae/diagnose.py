@@ -134,7 +134,9 @@ def diagnose(spikes: Spikes, embedding: Embedding, sorting: Sorting, gt: Sorting
     -------
     dict with ``ceiling``, ``probe``, ``sorting`` (each: ``mean_accuracy``,
     ``n_well_detected``, ``n_gt_units``, ``by_snr``, ``units``), ``fraction_of_probe``
-    (overall and per band), ``n_detected``, ``n_matched`` and ``tol_ms``.
+    (overall and per band), ``n_detected``, ``n_matched``, ``unmatched_sorted_fraction``
+    (of the detections that match no ground-truth spike, the fraction the sorting put
+    in a unit: noise crossings and background units it absorbed) and ``tol_ms``.
     """
     import time
 
@@ -148,9 +150,12 @@ def diagnose(spikes: Spikes, embedding: Embedding, sorting: Sorting, gt: Sorting
     probe_t = time.perf_counter() - t0
     probe = compare_sortings(gt, Sorting(spikes.sample_index, spikes.electrode, pred, spikes.fs), tol_ms)
     own = compare_sortings(gt, sorting, tol_ms)
+    unit = sorting.unit[: spikes.n_spikes] if sorting.unit.shape[0] >= spikes.n_spikes else None
+    unmatched = labels < 0
+    noise_sorted = (float(np.mean(unit[unmatched] >= 0)) if unit is not None and unmatched.any() else float("nan"))
     out = {"ceiling": _summary(ceiling, snr), "probe": _summary(probe, snr, probe_t), "sorting": _summary(own, snr),
            "n_detected": spikes.n_spikes, "n_matched": int((labels >= 0).sum()), "tol_ms": tol_ms,
-           "feature_method": embedding.method}
+           "feature_method": embedding.method, "unmatched_sorted_fraction": noise_sorted}
     frac = {"all": own["mean_accuracy"] / probe["mean_accuracy"] if probe["mean_accuracy"] > 0 else float("nan")}
     for band, v in out["sorting"]["by_snr"].items():
         p = out["probe"]["by_snr"][band]["mean_accuracy"]
@@ -174,6 +179,9 @@ def format_diagnosis(d: dict) -> str:
     if bands:
         lines.append(f"{'units':<20}{d['sorting']['n_gt_units']:>8}" + "".join(
             f"{d['sorting']['by_snr'][b]['n_units']:>10}" for b in bands))
+    ns = d.get("unmatched_sorted_fraction", float("nan"))
+    if np.isfinite(ns):
+        lines.append(f"detections matching no ground-truth spike put into a unit: {ns:.0%}")
     return "\n".join(lines)
 
 

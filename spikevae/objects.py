@@ -127,16 +127,34 @@ class Embedding:
         Name of the feature extractor (``"pca"``, ``"vae"``).
     params : dict
         The resolved parameters that made it.
+    noise_features : ndarray of shape (n_noise, n_features), float32, optional
+        Features of synthetic pure-noise threshold crossings
+        (:mod:`spikevae.noise_model`): the clustering's noise class.
+    noise_electrode : ndarray of shape (n_noise,), int64, optional
+        Electrode of each noise crossing.
+    noise_rate_hz : ndarray of shape (n_electrodes,), float64, optional
+        Expected rate of noise threshold crossings on each electrode.
     """
 
     features: np.ndarray
     method: str
     params: dict = field(default_factory=dict)
+    noise_features: np.ndarray | None = None
+    noise_electrode: np.ndarray | None = None
+    noise_rate_hz: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.features = np.asarray(self.features, dtype=np.float32)
         if self.features.ndim != 2:
             raise ValueError(f"features must be 2-D (n_spikes, n_features), got shape {self.features.shape}")
+        if (self.noise_features is None) != (self.noise_electrode is None):
+            raise ValueError("noise_features and noise_electrode come together")
+        if self.noise_features is not None:
+            self.noise_features = np.asarray(self.noise_features, dtype=np.float32).reshape(-1, self.features.shape[1])
+            self.noise_electrode = np.asarray(self.noise_electrode, dtype=np.int64)
+            _check_len("noise_electrode", self.noise_electrode, self.noise_features.shape[0])
+        if self.noise_rate_hz is not None:
+            self.noise_rate_hz = np.asarray(self.noise_rate_hz, dtype=np.float64)
 
     @property
     def n_spikes(self) -> int:

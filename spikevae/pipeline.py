@@ -135,11 +135,15 @@ def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spi
 
 def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir: Path, progress: bool) -> Embedding:
     from .features import make_extractor
+    from .features.base import embed_noise_class
 
     ex = make_extractor(method, config.features, seed=config.run.seed)
     if method == "vae":
         ex.configure_run(out_dir=out_dir, device=config.run.device, progress=progress)
     emb = ex.fit(spikes).transform(spikes)
+    d = config.detect
+    emb = embed_noise_class(ex, spikes, emb, config.features.noise_crossings, d.threshold, d.polarity,
+                            d.dead_time_ms, config.run.seed)
     if method == "vae" and hasattr(ex, "save"):
         ex.save(out_dir / "vae_model")
     return emb

@@ -207,12 +207,16 @@ class RunStore:
         return Spikes(fs=float(attrs["fs"]), peak_index=int(attrs["peak_index"]), **a)
 
     def save_embedding(self, emb: Embedding, config: dict, hash_: str) -> None:
-        self.write_group(f"embedding/{emb.method}", {"features": emb.features},
-                         {"params": emb.params, "config": config}, hash_)
+        arrays = {"features": emb.features}
+        if emb.noise_features is not None:
+            arrays.update(noise_features=emb.noise_features, noise_electrode=emb.noise_electrode,
+                          noise_rate_hz=emb.noise_rate_hz)
+        self.write_group(f"embedding/{emb.method}", arrays, {"params": emb.params, "config": config}, hash_)
 
     def load_embedding(self, method: str) -> Embedding:
         a, attrs = self.read_group(f"embedding/{method}")
-        return Embedding(a["features"], method, attrs.get("params", {}))
+        return Embedding(a["features"], method, attrs.get("params", {}),
+                         a.get("noise_features"), a.get("noise_electrode"), a.get("noise_rate_hz"))
 
     def save_sorting(self, sorting: Sorting, method: str, config: dict, hash_: str) -> None:
         arrays = {"sample_index": sorting.sample_index, "electrode": sorting.electrode, "unit": sorting.unit}

@@ -38,7 +38,8 @@ def _empty_result(n: int, reason: str) -> ElectrodeResult:
 
 
 def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, peak_index: int,
-                      fs: float, config, seed: tuple[int, int], whitener: np.ndarray | None = None) -> ElectrodeResult:
+                      fs: float, config, seed: tuple[int, int], whitener: np.ndarray | None = None,
+                      noise_x: np.ndarray | None = None, noise_prior: float | None = None) -> ElectrodeResult:
     """Cluster one electrode.
 
     Parameters
@@ -52,6 +53,10 @@ def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, p
     seed : (base seed, electrode index)
     whitener : ndarray of shape (L, L), optional
         Noise whitening of ``wf`` (for overlap residuals).
+    noise_x : ndarray of shape (m, d), optional
+        Features of synthetic noise threshold crossings on this electrode (noise class).
+    noise_prior : float, optional
+        Expected fraction of the electrode's detections that are noise crossings.
     """
     n = x.shape[0]
     if n < config.min_spikes:
@@ -60,10 +65,11 @@ def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, p
 
     # small per-electrode problems: BLAS/OpenMP threads only add contention (measured 20x slower on 2 shared cores)
     with threadpool_limits(limits=1):
-        return _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whitener)
+        return _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whitener, noise_x, noise_prior)
 
 
-def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whitener) -> ElectrodeResult:
+def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whitener, noise_x,
+                       noise_prior) -> ElectrodeResult:
     n = x.shape[0]
     rng = np.random.default_rng(list(seed))
     t0 = time.perf_counter()
@@ -74,7 +80,7 @@ def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whiten
     st["t_initial_s"] = time.perf_counter() - t0
     peak = wf[:, peak_index]
     if config.refine.enabled:
-        labels, rs = refine(x, labels, peak, config.refine, rng)
+        labels, rs = refine(x, labels, peak, config.refine, rng, noise_x=noise_x, noise_prior=noise_prior)
         st.update(rs)
     elif fit.size < n and (labels >= 0).any():
         rest = np.setdiff1d(np.arange(n), fit)
@@ -137,11 +143,30 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     electrodes = np.unique(spikes.electrode)
     groups = [np.flatnonzero(spikes.electrode == e) for e in electrodes]
     white = _whiteners(spikes, config)
+    noise = _noise_class(spikes, embedding, config, groups, electrodes)
     jobs = [(x[g], wf[g], spikes.sample_index[g], spikes.peak_index, spikes.fs, config, (config.seed, int(e)),
-             white.get(int(e))) for e, g in zip(electrodes, groups)]
+             white.get(int(e)), *noise.get(int(e), (None, None))) for e, g in zip(electrodes, groups)]
     t0 = time.perf_counter()
     results = _run_jobs(jobs, config.n_jobs, progress)
     return _assemble(spikes, config, electrodes, groups, results, time.perf_counter() - t0)
+
+
+def _noise_class(spikes: Spikes, embedding: Embedding, config, groups, electrodes) -> dict:
+    """Per electrode: the noise class's features and its prior, the expected fraction of the
+    electrode's detections that are noise crossings (rate x duration / detections).
+    Empty without noise features or with ``refine.noise_class`` off."""
+    if embedding.noise_features is None or not (config.refine.enabled and config.refine.noise_class):
+        return {}
+    nf = _features(Embedding(embedding.noise_features, embedding.method), config.n_features).astype(np.float64)
+    duration = (int(spikes.sample_index.max()) - int(spikes.sample_index.min()) + 1) / spikes.fs
+    out = {}
+    for e, g in zip(electrodes, groups):
+        mine = embedding.noise_electrode == e
+        if mine.sum() > nf.shape[1] and embedding.noise_rate_hz is not None \
+                and np.isfinite(embedding.noise_rate_hz[e]):
+            prior = float(np.clip(embedding.noise_rate_hz[e] * duration / max(g.size, 1), 1e-3, 0.9))
+            out[int(e)] = (nf[mine], prior)
+    return out
 
 
 def _whiteners(spikes: Spikes, config) -> dict:
@@ -180,7 +205,7 @@ def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: floa
         next_id += max(k, 0)
         per_electrode[str(spikes.channel_ids[e])] = r.stats
     totals = {k: int(sum(s.get(k, 0) for s in per_electrode.values()))
-              for k in ("merges", "splits", "dissolved", "overlap_relabelled", "overlap_extra", "n_initial_units", "n_units")}
+              for k in ("merges", "splits", "dissolved", "to_noise", "overlap_relabelled", "overlap_extra", "n_initial_units", "n_units")}
     et = np.concatenate(extra_t) if extra_t else np.zeros(0, dtype=np.int64)
     params = {"config": dataclasses.asdict(config), "n_detected": spikes.n_spikes, "n_overlap_extra": int(et.size),
               "totals": totals, "electrodes": per_electrode, "elapsed_s": elapsed}

@@ -46,3 +46,23 @@ def model_input(spikes: Spikes, whiten: bool = False) -> np.ndarray:
 
         return np.asarray(whiten_waveforms(spikes), dtype=np.float32)
     return spikes.scaled_waveforms()
+
+
+def embed_noise_class(extractor: FeatureExtractor, spikes: Spikes, embedding: Embedding, n_per_electrode: int,
+                      threshold: float, polarity: str = "neg", dead_time_ms: float = 0.5, seed: int = 0) -> Embedding:
+    """``embedding`` with the features of synthetic pure-noise threshold crossings attached.
+
+    The crossings (:func:`spikevae.noise_model.noise_crossings`) are embedded by the same
+    fitted ``extractor``; the clustering uses them as its noise class, with each
+    electrode's expected crossing rate as its prior. Returns the embedding unchanged
+    when ``n_per_electrode`` is 0 or there are no noise snippets.
+    """
+    from ..noise_model import noise_crossings
+
+    if n_per_electrode <= 0:
+        return embedding
+    noise, rate = noise_crossings(spikes, threshold, polarity, n_per_electrode, dead_time_ms, seed)
+    if noise.n_spikes == 0:
+        return embedding
+    return dataclasses.replace(embedding, noise_features=extractor.transform(noise).features,
+                               noise_electrode=noise.electrode, noise_rate_hz=rate)
