@@ -108,4 +108,4 @@ def test_noise_class_leaves_noise_crossings_unsorted(units_and_noise):
     acc_on = compare_sortings(gt, on)["mean_accuracy"]
     acc_off = compare_sortings(gt, off)["mean_accuracy"]
     assert acc_on >= acc_off - 0.02
-    assert on.params["totals"]["to_noise"] > 0
+    assert on.params["totals"]["noise"] > 0

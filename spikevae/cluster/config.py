@@ -60,7 +60,7 @@ class RefineConfig:
     min_posterior: float = param(0.5, "spikes whose best class posterior is below this stay unsorted", low=0, high=1)
     gate_p: float = param(1e-4, "chi-square gate: spikes farther from their unit than this tail probability stay unsorted (0 = no gate)", low=0, high=0.5)
     min_unit_snr: float = param(3.0, "units whose mean waveform peak is below this many noise σ are dissolved", low=0)
-    noise_class: bool = param(True, "last relabelling with a class of synthetic noise threshold crossings (from the embedding); spikes it takes stay unsorted")
+    noise_class: bool = param(True, "relabel with a class of synthetic noise threshold crossings (from the embedding) too; spikes it takes stay unsorted")
     min_unit_spikes: int = param(20, "units with fewer spikes are dissolved", low=1)
     tol: float = param(0.002, "stop when fewer than this fraction of labels change in a round", low=0, high=1)
 

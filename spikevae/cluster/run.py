@@ -205,12 +205,13 @@ def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: floa
         next_id += max(k, 0)
         per_electrode[str(spikes.channel_ids[e])] = r.stats
     totals = {k: int(sum(s.get(k, 0) for s in per_electrode.values()))
-              for k in ("merges", "splits", "dissolved", "to_noise", "overlap_relabelled", "overlap_extra", "n_initial_units", "n_units")}
+              for k in ("merges", "splits", "dissolved", "noise", "overlap_relabelled", "overlap_extra", "n_initial_units", "n_units")}
     et = np.concatenate(extra_t) if extra_t else np.zeros(0, dtype=np.int64)
     params = {"config": dataclasses.asdict(config), "n_detected": spikes.n_spikes, "n_overlap_extra": int(et.size),
               "totals": totals, "electrodes": per_electrode, "elapsed_s": elapsed}
-    log.info("clustered %d spikes on %d electrodes into %d units in %.1f s (%d merges, %d splits, %d overlap spikes)",
-             spikes.n_spikes, len(electrodes), totals["n_units"], elapsed, totals["merges"], totals["splits"], et.size)
+    log.info("clustered %d spikes on %d electrodes into %d units in %.1f s (%d merges, %d splits, %d spikes left "
+             "unsorted as noise crossings, %d overlap spikes)", spikes.n_spikes, len(electrodes), totals["n_units"],
+             elapsed, totals["merges"], totals["splits"], totals["noise"], et.size)
     return Sorting(
         sample_index=np.concatenate([spikes.sample_index, et]),
         electrode=np.concatenate([spikes.electrode] + extra_e),
