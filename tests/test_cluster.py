@@ -140,6 +140,25 @@ def test_pure_noise_stays_unsorted():
     assert np.all(sorting.unit == -1)
 
 
+def test_rare_isolated_unit_is_kept_and_a_small_look_alike_group_is_not():
+    """12 spikes of a large unit far from the electrode's main unit survive refinement
+    (a neuron that fired rarely in a short excerpt); 12 spikes barely larger than the
+    main unit do not become a unit of their own."""
+    rng = np.random.default_rng(8)
+    w_main, _ = make_electrode(rng, [(template(), 6.0, 800)])
+    w_rare, _ = make_electrode(rng, [(template(3.0, 0.5, 10), 25.0, 12)])
+    spikes, truth = make_spikes([(np.concatenate([w_main, w_rare]), np.r_[np.zeros(800, int), np.ones(12, int)])])
+    unit = sort(spikes).unit[: spikes.n_spikes]
+    acc = unit_accuracies(truth, unit)
+    assert acc[1] >= 0.9, acc
+    cfg_strict = sort(spikes, refine__min_isolated_spikes=13).unit[: spikes.n_spikes]
+    assert unit_accuracies(truth, cfg_strict)[1] == 0.0
+    w_near, _ = make_electrode(rng, [(template(), 6.6, 12)])
+    spikes2, truth2 = make_spikes([(np.concatenate([w_main, w_near]), np.r_[np.zeros(800, int), np.ones(12, int)])])
+    unit2 = sort(spikes2).unit[: spikes2.n_spikes]
+    assert len(np.unique(unit2[unit2 >= 0])) == 1
+
+
 def test_noise_is_not_absorbed_by_a_unit():
     """Noise snippets beside a real unit are mostly left unsorted (the chi-square gate)."""
     rng = np.random.default_rng(7)

@@ -61,7 +61,8 @@ class RefineConfig:
     gate_p: float = param(1e-4, "chi-square gate: spikes farther from their unit than this tail probability stay unsorted (0 = no gate)", low=0, high=0.5)
     min_unit_snr: float = param(3.0, "units whose mean waveform peak is below this many noise σ are dissolved", low=0)
     noise_class: bool = param(True, "relabel with a class of synthetic noise threshold crossings (from the embedding) too; spikes it takes stay unsorted")
-    min_unit_spikes: int = param(20, "units with fewer spikes are dissolved", low=1)
+    min_unit_spikes: int = param(20, "units with fewer spikes are dissolved, unless isolated", low=1)
+    min_isolated_spikes: int = param(8, "a smaller unit is kept when this many spikes or more lie far (4 SD on the discriminant axis) from every other spike of the electrode", low=2)
     tol: float = param(0.002, "stop when fewer than this fraction of labels change in a round", low=0, high=1)
 
 

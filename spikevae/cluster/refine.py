@@ -270,13 +270,29 @@ def relabel(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator,
     return out
 
 
-def dissolve_weak(labels: np.ndarray, peak_scaled: np.ndarray, cfg) -> tuple[np.ndarray, int]:
-    """Unsort units with fewer than ``min_unit_spikes`` spikes or a mean peak below ``min_unit_snr`` σ."""
+def isolated(x: np.ndarray, mine: np.ndarray) -> bool:
+    """Whether the spikes ``mine`` (boolean mask) lie farther than ``FAR_DPRIME`` pooled standard
+    deviations from all other spikes on their discriminant axis."""
+    rest = ~mine
+    if rest.sum() <= x.shape[1] or mine.sum() <= x.shape[1]:
+        return bool(rest.sum() == 0)
+    w = discriminant_axis(x[mine], x[rest])
+    pa, pb = x[mine] @ w, x[rest] @ w
+    return bool(abs(pa.mean() - pb.mean()) > FAR_DPRIME * np.sqrt(0.5 * (pa.var() + pb.var()) + 1e-12))
+
+
+def dissolve_weak(labels: np.ndarray, peak_scaled: np.ndarray, cfg,
+                  x: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Unsort units with a mean peak below ``min_unit_snr`` σ, and units with fewer than
+    ``min_unit_spikes`` spikes unless (given the features ``x``) they are isolated from
+    every other spike of the electrode (a large unit that fired rarely)."""
     labels = labels.copy()
     n = 0
     for u in [int(u) for u in np.unique(labels) if u >= 0]:
         m = labels == u
-        if m.sum() < cfg.min_unit_spikes or abs(float(np.mean(peak_scaled[m]))) < cfg.min_unit_snr:
+        small = m.sum() < cfg.min_unit_spikes and not (
+            x is not None and m.sum() >= cfg.min_isolated_spikes and isolated(x, m))
+        if small or abs(float(np.mean(peak_scaled[m]))) < cfg.min_unit_snr:
             labels[m] = -1
             n += 1
     return labels, n
@@ -311,7 +327,7 @@ def refine(x: np.ndarray, labels: np.ndarray, peak_scaled: np.ndarray, cfg,
         ``noise``: spikes the noise class took in the last round.
     """
     x = np.asarray(x, dtype=np.float64)
-    labels, n_weak = dissolve_weak(relabel_consecutive(labels), peak_scaled, cfg)
+    labels, n_weak = dissolve_weak(relabel_consecutive(labels), peak_scaled, cfg, x)
     st = {"splits": 0, "merges": 0, "dissolved": n_weak, "rounds": 0, "noise": 0}
     if not cfg.noise_class:
         noise_x = None
@@ -325,7 +341,7 @@ def refine(x: np.ndarray, labels: np.ndarray, peak_scaled: np.ndarray, cfg,
             st["merges"] += k
         labels = relabel(x, labels, cfg, rng, noise_x=noise_x, noise_prior=noise_prior, keep_noise=True)
         st["noise"] = int((labels == NOISE_CLASS).sum())
-        labels, k = dissolve_weak(labels, peak_scaled, cfg)
+        labels, k = dissolve_weak(labels, peak_scaled, cfg, x)
         st["dissolved"] += k
         labels = relabel_consecutive(labels)
         st["rounds"] += 1
