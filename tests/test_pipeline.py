@@ -138,7 +138,7 @@ def test_flat_electrode_is_skipped_others_sort(tmp_path, capsys):
 
 
 def test_sample_data_sorts_above_floor(tmp_path, capsys):
-    """The default job: `spikevae run` on sample_data (measured 0.49 mean accuracy, 9/24 well detected)."""
+    """The default job: `spikevae run` on sample_data (measured 0.527 mean accuracy, 9/24 well detected)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "sample_data"
@@ -147,7 +147,7 @@ def test_sample_data_sorts_above_floor(tmp_path, capsys):
     assert code == 0, err
     s = json.loads((tmp_path / "scores.json").read_text())["pca"]
     assert s["n_gt_units"] == 24
-    assert s["mean_accuracy"] >= 0.45, s["mean_accuracy"]
+    assert s["mean_accuracy"] >= 0.48, s["mean_accuracy"]
     assert s["n_well_detected"] >= 8
 
 

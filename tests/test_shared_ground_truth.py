@@ -35,10 +35,21 @@ def test_mat_ground_truth_without_rate_needs_one():
 
 
 def test_quiroga_easy1_sorts_above_floor(tmp_path, capsys):
-    """Quiroga 2004 Easy1 (noise 0.15), 3 units: measured 0.968 mean accuracy with PCA."""
+    """Quiroga 2004 Easy1 (noise 0.15), 3 units: measured 0.967 mean accuracy with PCA."""
     q = require_data(QUIROGA)
     main(["-q", "run", str(q), "--set", "detect.polarity=pos", "-o", str(tmp_path), "--no-report"])
     main(["-q", "compare", str(tmp_path), "--gt", str(q), "--offset", "auto", "--json", str(tmp_path / "s.json")])
     s = json.loads((tmp_path / "s.json").read_text())
     assert s["offset_samples"] == 22  # the file marks spike onsets, 2.2 ms before the peak
     assert s["mean_accuracy"] >= 0.9 and s["n_well_detected"] == 3
+
+
+def test_harris_rare_unit_survives_refinement(tmp_path, capsys):
+    """Harris 2000 d533101, 5 s tetrode: the intracellularly identified cell fires 11 times.
+    Its spikes form an isolated cluster that refinement must not dissolve for being small
+    (measured 1.000 accuracy; 0.000 before small isolated units were kept)."""
+    h = require_data(HARRIS / "harris_d533101_5sec.mat")
+    main(["-q", "run", str(h), "-o", str(tmp_path), "--no-report"])
+    main(["-q", "compare", str(tmp_path), "--gt", str(h), "--offset", "auto", "--json", str(tmp_path / "s.json")])
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert s["mean_accuracy"] >= 0.9 and s["n_well_detected"] == 1
