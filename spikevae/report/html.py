@@ -125,6 +125,9 @@ def summary_section(ctx, metrics: dict) -> str:
     for m in ctx.methods:
         rows = metrics[m]
         facts[f"units ({m})"] = f"{len(rows)} ({sum(r['good'] for r in rows)} good)"
+        totals = (getattr(ctx.sortings.get(m), "params", None) or {}).get("totals", {})
+        if "noise" in totals:
+            facts[f"detections left unsorted as noise crossings ({m})"] = totals["noise"]
     times = {}
     for stage, t in ctx.timings.items():
         if isinstance(t, dict):
