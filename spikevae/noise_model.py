@@ -73,12 +73,11 @@ def sample_crossings(cov: np.ndarray, peak_index: int, threshold: float, n: int,
     gain = cov[rest, p] / cov[p, p]
     cond = cov[np.ix_(rest, rest)] - np.outer(cov[rest, p], cov[p, rest]) / cov[p, p]
     chol = np.linalg.cholesky(cond + 1e-9 * np.trace(cond) / max(len(rest), 1) * np.eye(len(rest)))
-    tail = stats.norm.cdf(-threshold / sd)
     lo, hi = max(0, p - exclusion), min(length, p + exclusion + 1)
     out, have = [], 0
     for _ in range(max_tries):
         m = 2 * (n - have) + 16
-        xp = stats.norm.ppf(rng.uniform(0.0, tail, m)) * sd
+        xp = stats.truncnorm.rvs(-np.inf, -threshold / sd, size=m, random_state=rng) * sd
         x = np.empty((m, length))
         x[:, p] = xp
         x[:, rest] = xp[:, None] * gain[None, :] + rng.standard_normal((m, len(rest))) @ chol.T

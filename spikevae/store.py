@@ -190,6 +190,14 @@ class RunStore:
                 attrs[k] = v
             return arrays, attrs
 
+    def stage_config(self, group: str) -> dict:
+        """The configuration a stage was run with (its ``config`` attribute), without reading its arrays."""
+        with self._open_read() as f:
+            if group not in f:
+                raise SpikevaeError(f"{self.path}: stage '{group}' has not been run; run `spikevae run` to compute it")
+            v = f[group].attrs.get("config", "{}")
+            return json.loads(v) if isinstance(v, str) else dict(v)
+
     def groups(self, prefix: str) -> list[str]:
         if not self.path.exists():
             return []

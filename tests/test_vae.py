@@ -384,6 +384,11 @@ def test_cli_train_then_embed(tmp_path):
     emb = load_embedding(tmp_path, "vae")
     expected = VAEFeatures.load(tmp_path / "vae_model", device="cpu").transform(sp).features
     np.testing.assert_array_equal(emb.features, expected)
+    # the noise class comes along, with the detection defaults (no detect config stored here)
+    assert emb.noise_features.shape == (sp.n_electrodes * 500, expected.shape[1])
+    assert np.all(np.isfinite(emb.noise_rate_hz)) and np.all(emb.noise_rate_hz > 0)
+    main(["embed", str(tmp_path), "--model", str(tmp_path / "vae_model"), "--device", "cpu", "--noise-crossings", "0"])
+    assert load_embedding(tmp_path, "vae").noise_features is None
 
 
 def test_cli_errors_are_one_line(tmp_path, capsys):

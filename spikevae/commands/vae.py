@@ -8,6 +8,7 @@ any other recording) and stores the features as ``embedding/vae`` in the run sto
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -56,18 +57,32 @@ def train(out_dir, device, model_dir, config_path, overrides):
               help="a model folder written by `spikevae train` (config.json, state_dict.pt, normalisation.json)")
 @click.option("--device", default=None, help=DEVICE_HELP)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="waveforms per forward pass")
-def embed(out_dir, model, device, batch_size):
-    """Embed the spikes of the run in OUT_DIR with a trained VAE; stores embedding/vae in run.h5."""
+@click.option("--noise-crossings", type=click.IntRange(min=0), default=None,
+              help="synthetic noise threshold crossings per electrode for the clustering's noise class "
+                   "(default: features.noise_crossings)")
+def embed(out_dir, model, device, batch_size, noise_crossings):
+    """Embed the spikes of the run in OUT_DIR with a trained VAE; stores embedding/vae in run.h5.
+
+    Synthetic noise threshold crossings (detected with the run's detection settings) are
+    embedded too, as the clustering's noise class."""
     from ..config import config_hash
+    from ..detect import DetectConfig
+    from ..features.base import embed_noise_class
+    from ..features.config import FeaturesConfig
     from ..features.vae import VAEFeatures
     from ..store import RunStore
 
     ex = VAEFeatures.load(model, device=device)
     spikes = _load_spikes(out_dir)
+    store = RunStore(out_dir)
+    det = {**dataclasses.asdict(DetectConfig()), **store.stage_config("spikes").get("detect", {})}
+    n_noise = FeaturesConfig().noise_crossings if noise_crossings is None else noise_crossings
     emb = ex.transform(spikes, batch_size=batch_size)
+    emb = embed_noise_class(ex, spikes, emb, n_noise, det["threshold"], det["polarity"], det["dead_time_ms"])
     emb.params["model"] = str(Path(model).resolve())
-    RunStore(out_dir).save_embedding(emb, {"method": "vae", "vae": ex.get_params(), "model": str(model)},
-                                     config_hash({"model": str(Path(model).resolve()), "vae": ex.get_params()}))
+    store.save_embedding(emb, {"method": "vae", "vae": ex.get_params(), "model": str(model), "noise_crossings": n_noise},
+                         config_hash({"model": str(Path(model).resolve()), "vae": ex.get_params(),
+                                      "noise_crossings": n_noise}))
     click.echo(f"embedded {emb.n_spikes} spikes into {emb.features.shape[1]} VAE features; "
                f"stored as embedding/vae in {Path(out_dir) / 'run.h5'}")
 
