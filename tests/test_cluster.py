@@ -253,6 +253,22 @@ def test_unknown_method_lists_valid_names():
     assert set(clusterer_registry()) == {"hdbscan", "isosplit", "mixture"}
 
 
+def test_dip_merge_test_merges_one_mode_and_keeps_two(monkeypatch):
+    from spikevae.cluster.refine import pair_merge_score
+
+    rng = np.random.default_rng(11)
+    one = rng.normal(size=(1000, 3))
+    halves = (np.flatnonzero(one[:, 0] < 0), np.flatnonzero(one[:, 0] >= 0))  # one Gaussian cut in two
+    two = np.vstack([rng.normal(size=(500, 3)), rng.normal(size=(500, 3)) + [3.5, 0, 0]])  # 3.5 SD apart
+    pair = (np.arange(500), np.arange(500, 1000))
+    p_one = pair_merge_score(one, *halves, 1000, rng, test="dip")
+    p_two = pair_merge_score(two, *pair, 1000, rng, test="dip")
+    assert p_one < -np.log10(0.05) < p_two  # -log10 p: merge the halves, keep the two modes
+    monkeypatch.setitem(__import__("sys").modules, "diptest", None)
+    with pytest.raises(SpikevaeConfigError, match="pip install diptest"):
+        pair_merge_score(two, *pair, 1000, rng, test="dip")
+
+
 def test_bic_test_sees_bimodality_and_not_a_single_gaussian():
     rng = np.random.default_rng(12)
     assert bic_one_minus_two(rng.normal(size=400)) < 0

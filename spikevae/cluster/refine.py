@@ -106,23 +106,38 @@ def bic_one_minus_two(p: np.ndarray, n_iter: int = 60) -> float:
     return two_gaussians_1d(p, n_iter)[0]
 
 
-def pair_merge_score(x: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_sample: int,
-                     rng: np.random.Generator) -> float:
-    """BIC(1) - BIC(2) of units a and b on their discriminant axis (low = merge).
+def dip_evidence(p: np.ndarray) -> float:
+    """-log10 of the p-value of Hartigan's dip test of unimodality (high = two modes)."""
+    try:
+        import diptest
+    except ImportError as exc:  # optional dependency
+        from ..errors import SpikevaeConfigError
 
-    Pairs farther apart than ``FAR_DPRIME`` on that axis are two modes whatever
-    the sample; they score +inf without the test (most pairs, and most of the time).
+        raise SpikevaeConfigError("cluster.refine.merge_test=dip needs the diptest package: pip install diptest, "
+                                  "or set cluster.refine.merge_test=bic") from exc
+    pval = float(diptest.diptest(np.asarray(p, dtype=np.float64))[1])
+    return float(-np.log10(max(pval, 1e-300)))
+
+
+def pair_merge_score(x: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_sample: int,
+                     rng: np.random.Generator, test: str = "bic") -> float:
+    """Evidence that units a and b are two modes on their discriminant axis (low = merge).
+
+    ``test="bic"``: BIC(1) - BIC(2) of 1-D Gaussian fits; ``test="dip"``: -log10 of the
+    p-value of Hartigan's dip test. Pairs farther apart than ``FAR_DPRIME`` on that axis
+    are two modes whatever the sample; they score +inf without the test (most pairs, and
+    most of the time).
     """
     w = discriminant_axis(x[ia], x[ib])
     pa, pb = x[ia] @ w, x[ib] @ w
     if abs(pa.mean() - pb.mean()) > FAR_DPRIME * np.sqrt(0.5 * (pa.var() + pb.var()) + 1e-12):
         return np.inf
     both = _subsample(np.concatenate([ia, ib]), n_sample, rng)
-    return bic_one_minus_two(x[both] @ w)
+    return dip_evidence(x[both] @ w) if test == "dip" else bic_one_minus_two(x[both] @ w)
 
 
 def merge_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Merge unit pairs that one Gaussian explains on their discriminant axis, best first.
+    """Merge unit pairs that form one mode on their discriminant axis (``cfg.merge_test``), best first.
 
     Returns the new labels and the number of merges.
     """
@@ -138,10 +153,12 @@ def merge_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
         for i, a in enumerate(units):
             for b in units[i + 1:]:
                 if (a, b) not in cache:
-                    cache[(a, b)] = pair_merge_score(x, members[a], members[b], cfg.merge_sample, rng)
+                    cache[(a, b)] = pair_merge_score(x, members[a], members[b], cfg.merge_sample, rng,
+                                                     cfg.merge_test)
                 if cache[(a, b)] < best:
                     best, best_pair = cache[(a, b)], (a, b)
-        if best_pair is None or best >= cfg.merge_bic_margin:
+        threshold = -np.log10(cfg.merge_dip_p) if cfg.merge_test == "dip" else cfg.merge_bic_margin
+        if best_pair is None or best >= threshold:
             break
         a, b = best_pair
         labels[labels == b] = a
