@@ -114,7 +114,7 @@ def detect(gts, seed: int):
     if gts.estimate_offset:
         offset = estimate_offset(gts.gt, Sorting(spikes.sample_index, spikes.electrode,
                                                  np.zeros(spikes.n_spikes, np.int64), spikes.fs))
-    return spikes, offset
+    return spikes, offset, cfg.detect
 
 
 def score(gt, sorting, snr: dict | None, offset: int) -> dict:
@@ -145,6 +145,8 @@ def run(args) -> list[dict]:
     import torch
 
     from spikevae.cluster import ClusterConfig, cluster_spikes
+    from spikevae.features.base import embed_noise_class
+    from spikevae.features.config import FeaturesConfig
 
     global THREADS
     THREADS = args.threads
@@ -153,12 +155,14 @@ def run(args) -> list[dict]:
     for gts in load_sets(args.sets, args.seeds, args.electrodes, args.duration, args.snr_min, args.snr_max):
         t0 = time.perf_counter()
         seed = args.seeds[0]
-        spikes, offset = detect(gts, seed)
+        spikes, offset, det = detect(gts, seed)
         logging.info("%s: %d spikes, %d GT units, %.0f s to detect", gts.name, spikes.n_spikes,
                      len(gts.gt.unit_ids), time.perf_counter() - t0)
         for name in args.variants:
             t0 = time.perf_counter()
-            emb = make_extractor(name, seed).fit(spikes).transform(spikes)
+            ex = make_extractor(name, seed).fit(spikes)
+            emb = embed_noise_class(ex, spikes, ex.transform(spikes), FeaturesConfig().noise_crossings,
+                                    det.threshold, det.polarity, det.dead_time_ms, seed)  # as the pipeline does
             t_feat = time.perf_counter() - t0
             sorting = cluster_spikes(spikes, emb, ClusterConfig())
             rows.append({"set": gts.name, "variant": name, "features_s": t_feat,
