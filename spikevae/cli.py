@@ -19,7 +19,7 @@ from .errors import SpikevaeError
 DEFAULT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sample.ns5"
 DEFAULT_OUT = "spikevae-out"
 #: modules under spikevae/commands that contribute commands (module-level list ``commands``)
-COMMAND_MODULES = ("info", "simulate", "diagnose", "vae", "report", "benchmark", "generate")
+COMMAND_MODULES = ("info", "simulate", "diagnose", "vae", "report", "benchmark", "generate", "export")
 
 
 def config_options(f):
@@ -79,9 +79,13 @@ def cli(debug: bool, quiet: bool) -> None:
 @click.option("--gt", type=click.Path(), default=None, help="ground truth (.npz) to score against")
 @click.option("--force", is_flag=True, help="recompute every stage")
 @click.option("--no-report", is_flag=True, help="skip quality metrics and the HTML report")
+@click.option("--phy", "phy_dir", type=click.Path(file_okay=False), default=None,
+              help="also export a phy template-GUI folder here")
+@click.option("--nwb", "nwb_path", type=click.Path(dir_okay=False), default=None,
+              help="also export an NWB file here")
 @config_options
 @input_options
-def run(recording, out_dir, gt, force, no_report, **opts):
+def run(recording, out_dir, gt, force, no_report, phy_dir, nwb_path, **opts):
     """Sort RECORDING (default: the sample data) and write the results to --out."""
     from .pipeline import run_pipeline
 
@@ -94,6 +98,10 @@ def run(recording, out_dir, gt, force, no_report, **opts):
     result = run_pipeline(recording, cfg, out_dir, gt=gt, progress=sys.stderr.isatty(), force=force,
                           report=not no_report)
     print_summary(result)
+    if phy_dir or nwb_path:
+        from .commands.export import export_run
+
+        export_run(out_dir, phy=phy_dir, nwb=nwb_path, progress=sys.stderr.isatty())
 
 
 def print_summary(result) -> None:

@@ -13,7 +13,10 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import tomllib
+try:  # Python 3.11+
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
+    import tomli as tomllib
 from pathlib import Path
 from typing import Any
 

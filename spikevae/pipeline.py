@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,11 +59,20 @@ class _Timer:
                 log.info("stage %s ...", name)
 
             def __exit__(self, *exc):
-                peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                peak_mb = peak_rss_mb()
                 timer.timings[name] = {"seconds": round(time.perf_counter() - self.t0, 3), "peak_rss_mb": round(peak_mb, 1)}
                 return False
 
         return _Ctx()
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MB (NaN where the platform does not say, e.g. Windows)."""
+    try:
+        import resource  # POSIX only: Blackrock Central and many rig PCs run Windows
+    except ImportError:
+        return float("nan")
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def input_identity(path) -> dict:

@@ -104,6 +104,7 @@ class Recording:
             "n_samples": self.n_samples, "duration_s": round(self.duration_s, 3),
             "channel_ids": self.channel_ids.tolist(),
             "gain_uv": sorted(set(np.round(self.gain_uv, 6).tolist())),
+            "positions_um": np.round(self.positions_um, 3).tolist(),
         }
 
     def __repr__(self) -> str:
