@@ -283,9 +283,9 @@ def main(argv=None) -> None:
     _add_plugin_commands()
     try:
         cli.main(args=argv, prog_name="spikevae", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        sys.exit(1)
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+        click.echo("interrupted; rerun the same command to resume from the last finished stage", err=True)
+        sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
@@ -294,9 +294,6 @@ def main(argv=None) -> None:
             raise
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
-    except KeyboardInterrupt:
-        click.echo("interrupted; rerun the same command to resume from the last finished stage", err=True)
-        sys.exit(130)
     except OSError as exc:
         if debug:
             raise

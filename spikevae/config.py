@@ -58,7 +58,9 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, current: Any) -> Any:
         elif target in (int, float):
             if isinstance(value, bool):
                 raise ValueError(value)
-            out = target(float(value)) if target is int and float(value) == int(float(value)) else target(value)
+            if target is int and float(value) != int(float(value)):
+                raise SpikevaeConfigError(f"{key}={value!r}: expected a whole number ({meta.get('help', '')})")
+            out = target(float(value)) if target is int else target(value)
         elif target is list:
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
@@ -67,6 +69,8 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, current: Any) -> Any:
             out = str(value)
         else:
             out = value
+    except SpikevaeConfigError:
+        raise
     except (TypeError, ValueError):
         raise SpikevaeConfigError(
             f"{key}={value!r}: expected a {target.__name__} ({meta.get('help', '')})"
@@ -126,6 +130,16 @@ def set_value(cfg, dotted: str, value: Any, _prefix: str = "") -> None:
     if rest:
         raise _unknown(dotted, cfg, _prefix)
     setattr(cfg, head, _coerce(_prefix + head, value, f, getattr(cfg, head)))
+
+
+def check_sections(cfg, _prefix: str = "") -> None:
+    """Run each section's cross-field ``check()`` (rules that involve two keys, such as a band's
+    low cutoff below its high cutoff); single values are checked as they are set."""
+    if hasattr(cfg, "check"):
+        cfg.check(_prefix)
+    for f in dataclasses.fields(cfg):
+        if _is_section(f):
+            check_sections(getattr(cfg, f.name), _prefix + f.name + ".")
 
 
 def apply_dict(cfg, values: dict, _prefix: str = "") -> None:

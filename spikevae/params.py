@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .cluster.config import ClusterConfig
-from .config import apply_dict, load_toml, param, parse_override, section, set_value
+from .config import apply_dict, check_sections, load_toml, param, parse_override, section, set_value
 from .detect import DetectConfig
 from .features.config import FeaturesConfig
 from .preprocess import PreprocessConfig
@@ -65,4 +65,5 @@ def load_config(path=None, overrides=(), base: dict | None = None) -> PipelineCo
     for item in overrides:
         key, value = parse_override(item) if isinstance(item, str) else item
         set_value(cfg, key, value)
+    check_sections(cfg)
     return cfg

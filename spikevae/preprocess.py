@@ -41,6 +41,14 @@ class PreprocessConfig:
     margin_periods: float = param(5.0, "filter margin in periods of the low cutoff", low=1, high=50)
     cmr: bool = param(False, "subtract the median across channels at each sample (common median reference)")
 
+    def check(self, prefix: str = "") -> None:
+        """The custom band must be a band: low cutoff below high cutoff (checked even when a preset
+        is chosen, so a file that sets both the wrong way round is caught before it is used)."""
+        if self.freq_min >= self.freq_max:
+            raise SpikevaeConfigError(
+                f"{prefix}freq_min = {self.freq_min:g} Hz is not below {prefix}freq_max = {self.freq_max:g} Hz; "
+                "swap them (a bandpass keeps the frequencies between its low and high cutoff)")
+
     def band_hz(self) -> tuple[float, float]:
         if self.band == "custom":
             return float(self.freq_min), float(self.freq_max)

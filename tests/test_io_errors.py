@@ -1,6 +1,7 @@
 """Input errors: each names the file, channel or parameter and says how to fix it."""
 from __future__ import annotations
 
+import re
 import logging
 
 import numpy as np
@@ -79,7 +80,7 @@ def test_corrupt_nsx_names_the_reader(tmp_path):
 def test_raw_size_mismatch_suggests_counts_and_dtypes(tmp_path):
     p = _raw_file(tmp_path, 96 * 2 * 50)  # 50 samples of 96 int16 channels
     with pytest.raises(RecordingError, match=r"9600 data bytes is not a multiple of n_channels x itemsize = "
-                                             r"95 x 2 = 190 bytes.*fits 96"):
+                                             r"95 x 2 = 190 bytes.*fits [0-9, ]*96"):
         BinaryRecording(p, 30000, 95)
     p = _raw_file(tmp_path, 3 * 4 * 11, "f.dat")  # 11 samples of 3 float32 channels
     with pytest.raises(RecordingError, match=r"with 3 channels it fits dtype .*float32"):
@@ -197,7 +198,7 @@ def test_info_command_errors_are_one_line(tmp_path, capsys):
         main(["info", str(p), "--fs", "30000", "--n-channels", "95"])
     assert exc.value.code == 1
     err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "fits 96" in err and "\n" not in err and "Traceback" not in err
+    assert err.startswith("error: ") and re.search(r"fits [0-9, ]*96", err) and "\n" not in err and "Traceback" not in err
     with pytest.raises(SystemExit):
         main(["info", str(tmp_path / "missing.ns5")])
     assert "missing.ns5: file not found" in capsys.readouterr().err

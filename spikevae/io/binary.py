@@ -33,12 +33,13 @@ def _check_dtype(dtype: str, path: Path) -> np.dtype:
 
 def size_hint(data_bytes: int, n_channels: int, dtype: np.dtype) -> str:
     """Channel counts and dtypes that would divide ``data_bytes`` exactly (for error messages)."""
-    counts = [c for c in _COMMON_COUNTS if data_bytes % (c * dtype.itemsize) == 0 and c != n_channels]
+    # every common count that fits, smallest first, so the true one is never cut from the list
+    counts = sorted(c for c in _COMMON_COUNTS if data_bytes % (c * dtype.itemsize) == 0 and c != n_channels)
     sizes = [k for k in (2, 4, 1, 8) if k != dtype.itemsize and data_bytes % (n_channels * k) == 0]
     others = ["/".join(d for d in RAW_DTYPES if np.dtype(d).itemsize == k) for k in sizes]
     parts = []
     if counts:
-        parts.append(f"with {dtype.name} it fits {', '.join(map(str, counts[:4]))} channels")
+        parts.append(f"with {dtype.name} it fits {', '.join(map(str, counts))} channels")
     if others:
         parts.append(f"with {n_channels} channels it fits dtype {', '.join(others)}")
     return ("; " + "; ".join(parts)) if parts else "; check input.header_bytes too"
