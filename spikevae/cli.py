@@ -131,11 +131,12 @@ def filter(recording, out_path, **opts):  # noqa: A001 - the stage's name
     from .io.hdf5 import write_hdf5
     from .pipeline import open_input
     from .preprocess import preprocess
-    from .store import check_writable
+    from .store import check_writable, refuse_input_as_output
 
     cfg = build_config(**opts)
-    check_writable(Path(out_path).parent)
+    refuse_input_as_output(recording, out_path)
     rec = open_input(recording, cfg)
+    check_writable(Path(out_path).parent)
     if not hasattr(rec, "get_traces"):
         raise SpikevaeError(f"{recording}: a .nev file holds spikes, not traces; there is nothing to filter")
     write_hdf5(out_path, preprocess(rec, cfg.preprocess), chunk_s=cfg.run.chunk_s)

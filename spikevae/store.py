@@ -85,6 +85,30 @@ def check_writable(out_dir) -> Path:
     return out
 
 
+#: Names of the files a run writes into its output folder (an input may never be one of them).
+RUN_OUTPUT_PATTERNS = (STORE_NAME, "sorting*.npz", "units.csv", "metrics.json", "summary.json", "scores.json",
+                       "config.json", "config.toml", "report.html", "artefacts.csv")
+
+
+def refuse_input_as_output(input_path, out_path, *, out_is_dir: bool = False) -> None:
+    """Raise if writing ``out_path`` (a file, or a run folder with ``out_is_dir``) would replace ``input_path``.
+
+    Raises
+    ------
+    SpikevaeError
+        Naming the input and the output that would overwrite it: inputs are only ever read.
+    """
+    src = Path(input_path).resolve()
+    dst = Path(out_path).resolve()
+    if not out_is_dir:
+        clash = src == dst
+    else:
+        clash = src.parent == dst and any(src.match(p) for p in RUN_OUTPUT_PATTERNS)
+    if clash:
+        raise SpikevaeError(f"{input_path}: the output would overwrite this input ({out_path}); "
+                            "inputs are only ever read: write the output elsewhere (-o) or rename the input")
+
+
 def store_path(out_dir) -> Path:
     return Path(out_dir) / STORE_NAME
 

@@ -60,3 +60,20 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert err.strip().splitlines()[-1].startswith("interrupted; rerun the same command to resume")
+
+
+def _small_h5(path: Path) -> Path:
+    from spikevae.io.hdf5 import write_hdf5
+    from spikevae.recording import ArrayRecording
+
+    rng = np.random.default_rng(0)
+    write_hdf5(path, ArrayRecording(rng.normal(0, 10, (30000, 4)).astype(np.float32), 30000.0), chunk_s=0.5)
+    return path
+
+
+def test_filter_refuses_to_overwrite_its_input(tmp_path, capsys):
+    src = _small_h5(tmp_path / "x.h5")
+    before = src.read_bytes()
+    code, err = _exit(["filter", str(src), "-o", str(tmp_path / "." / "x.h5")], capsys)
+    assert code == 1 and "the output would overwrite this input" in err
+    assert src.read_bytes() == before
