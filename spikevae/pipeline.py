@@ -189,7 +189,7 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
     RunResult
     """
     out = check_writable(out_dir)
-    store = RunStore(out)
+    store = RunStore(out).recover()
     timer = _Timer()
     skipped: list[str] = []
     cfg_dict = to_dict(config)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +31,8 @@ import numpy as np
 
 from .errors import SpikevaeError
 from .objects import Embedding, Sorting, Spikes
+
+log = logging.getLogger(__name__)
 
 STORE_NAME = "run.h5"
 
@@ -131,6 +134,32 @@ def _copy_except(src: h5py.Group, dst: h5py.Group, skip: str | None) -> None:
             src.copy(src[name], dst, name=name)
 
 
+def _store_is_readable(path: Path) -> str:
+    """"" when the HDF5 file at ``path`` opens and every dataset's last element reads; else the reason."""
+    def visit(_name, obj):
+        if isinstance(obj, h5py.Dataset) and obj.size:
+            obj[(slice(-1, None),) * obj.ndim] if obj.ndim else obj[()]
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+            dict(f.attrs)
+    except Exception as exc:  # noqa: BLE001 - any failure to read means the store is damaged
+        return str(exc).split("\n")[0] or type(exc).__name__
+    return ""
+
+
+@contextlib.contextmanager
+def _writing(path: Path):
+    """Turn a failed write of the store (full disk, file-size limit, I/O error) into one clear line."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc).split("\n")[0]
+        raise SpikevaeError(f"{path}: could not write the run store ({reason}); free disk space or choose "
+                            "another output folder with -o; the store as it was before this stage is unchanged") from None
+
+
 class RunStore:
     """Read and write stage results in ``OUT/run.h5``."""
 
@@ -138,17 +167,47 @@ class RunStore:
         self.out_dir = Path(out_dir)
         self.path = store_path(out_dir)
 
+    def recover(self) -> "RunStore":
+        """Make the folder safe to run in: remove temporary files that killed runs left behind, and
+        set a damaged store aside (renamed ``run.h5.damaged-N``, never deleted) so the run rebuilds it.
+
+        Returns
+        -------
+        RunStore
+            ``self``, for chaining.
+        """
+        for tmp in self.out_dir.glob(".*.tmp"):
+            if tmp.is_dir():
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted run", tmp)
+        if self.path.exists():
+            reason = _store_is_readable(self.path)
+            if reason:
+                n = 1
+                while self.path.with_name(f"{STORE_NAME}.damaged-{n}").exists():
+                    n += 1
+                aside = self.path.with_name(f"{STORE_NAME}.damaged-{n}")
+                os.replace(self.path, aside)
+                log.warning("%s is damaged (%s): set aside as %s; every stage is recomputed", self.path, reason, aside.name)
+        return self
+
     # -- generic -----------------------------------------------------------------
     def _open_read(self) -> h5py.File:
         if not self.path.exists():
             raise SpikevaeError(f"{self.path}: no run store; run `spikevae run` with -o {self.out_dir} first")
-        return h5py.File(self.path, "r")
+        try:
+            return h5py.File(self.path, "r")
+        except OSError as exc:
+            raise SpikevaeError(f"{self.path}: the run store is damaged ({str(exc).split(chr(10))[0]}); rerun "
+                                "`spikevae run` with the same -o: it sets the damaged file aside and rebuilds it") from None
 
     def has(self, group: str, hash_: str | None = None) -> bool:
         """True when ``group`` is complete (and made with ``hash_``, if given)."""
         if not self.path.exists():
             return False
-        with h5py.File(self.path, "r") as f:
+        with self._open_read() as f:
             if group not in f or not f[group].attrs.get("done", False):
                 return False
             return hash_ is None or f[group].attrs.get("hash", "") == hash_
@@ -162,7 +221,7 @@ class RunStore:
 
     def write_group(self, group: str, arrays: dict, attrs: dict | None = None, hash_: str = "") -> None:
         """Replace ``group`` with ``arrays`` and ``attrs``, atomically for the whole file."""
-        with atomic_path(self.path) as tmp:
+        with _writing(self.path), atomic_path(self.path) as tmp:
             with h5py.File(tmp, "w") as f:
                 if self.path.exists():
                     with h5py.File(self.path, "r") as old:
@@ -181,7 +240,7 @@ class RunStore:
                 g.attrs["done"] = True
 
     def set_root_attrs(self, **attrs) -> None:
-        with atomic_path(self.path) as tmp:
+        with _writing(self.path), atomic_path(self.path) as tmp:
             with h5py.File(tmp, "w") as f:
                 if self.path.exists():
                     with h5py.File(self.path, "r") as old:

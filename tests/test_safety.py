@@ -77,3 +77,77 @@ def test_filter_refuses_to_overwrite_its_input(tmp_path, capsys):
     code, err = _exit(["filter", str(src), "-o", str(tmp_path / "." / "x.h5")], capsys)
     assert code == 1 and "the output would overwrite this input" in err
     assert src.read_bytes() == before
+
+
+# ---- the run store checks itself --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    """A sorted 8-electrode, 8 s simulation (the folder is copied by tests that damage it)."""
+    from spikevae.pipeline import run_pipeline
+    from spikevae.synth import simulate_recording
+
+    d = tmp_path_factory.mktemp("safety")
+    rec, _gt = _simulate(simulate_recording)
+    run_pipeline(rec, load_config(), d / "out", report=False)
+    return rec, d / "out"
+
+
+def _simulate(simulate_recording):
+    from spikevae.synth.config import SimConfig
+
+    return simulate_recording(SimConfig(duration_s=8.0, n_electrodes=8, units_min=1), seed=3)
+
+
+def test_damaged_store_is_set_aside_and_rebuilt(small_run, tmp_path, caplog):
+    import shutil
+
+    from spikevae.pipeline import run_pipeline
+
+    rec, out = small_run
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    good = np.load(work / "sorting.npz")["unit"]
+    store = work / "run.h5"
+    store.write_bytes(store.read_bytes()[: store.stat().st_size // 2])  # truncated, as by a crash
+    (work / ".run.h5.abcd1234.tmp").write_bytes(b"partial")  # left by a kill -9 during a store write
+    with caplog.at_level("WARNING"):
+        run_pipeline(rec, load_config(), work, report=False)
+    assert "is damaged" in caplog.text and "set aside as run.h5.damaged-1" in caplog.text
+    assert (work / "run.h5.damaged-1").exists()
+    assert not list(work.glob(".*.tmp"))
+    np.testing.assert_array_equal(np.load(work / "sorting.npz")["unit"], good)
+
+
+def test_reading_a_damaged_store_is_one_line(small_run, tmp_path, capsys):
+    import shutil
+
+    _rec, out = small_run
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    (work / "run.h5").write_bytes(b"\0garbage" * 100)
+    code, err = _exit(["report", str(work)], capsys)
+    assert code == 1 and "the run store is damaged" in err and "rerun `spikevae run`" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_failed_store_write_is_one_line_and_keeps_the_old_store(small_run, tmp_path):
+    """A write that the file system refuses (here a file-size limit, like a full disk) ends in one line."""
+    import shutil
+
+    _rec, out = small_run
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    before = (work / "run.h5").read_bytes()
+    code = (
+        "import resource, signal, sys\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) // 2}, {len(before) // 2}))\n"
+        "from spikevae.cli import main\n"
+        f"main(['cluster', {str(work)!r}, '--set', 'cluster.refine.n_rounds=1'])\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert lines[-1].startswith("error: ") and "could not write the run store" in lines[-1]
+    assert "Traceback" not in proc.stderr
+    assert (work / "run.h5").read_bytes() == before
