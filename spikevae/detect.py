@@ -221,12 +221,12 @@ def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool) -> li
 
         bar = tqdm(total=len(items), desc="detect", unit="chunk")
     if n_jobs > 1 and len(items) >= 4 * n_jobs:
-        from concurrent.futures import ProcessPoolExecutor
-
         from threadpoolctl import threadpool_limits
 
+        from .execution import worker_pool
+
         out = []
-        with threadpool_limits(1), ProcessPoolExecutor(n_jobs) as ex:
+        with threadpool_limits(1), worker_pool(n_jobs) as ex:
             for r in ex.map(job, items, chunksize=2):
                 out.append(r)
                 if bar is not None:

@@ -151,3 +151,60 @@ def test_failed_store_write_is_one_line_and_keeps_the_old_store(small_run, tmp_p
     assert lines[-1].startswith("error: ") and "could not write the run store" in lines[-1]
     assert "Traceback" not in proc.stderr
     assert (work / "run.h5").read_bytes() == before
+
+
+# ---- workers die with their parent --------------------------------------------------------------
+def _marked_pids(marker: str) -> list[int]:
+    """Processes whose environment holds ``SPIKEVAE_TEST_MARK=marker``."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                if f"SPIKEVAE_TEST_MARK={marker}".encode() in (d / "environ").read_bytes():
+                    out.append(int(d.name))
+            except OSError:
+                pass
+    return out
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                stat = (d / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d.name))
+    return kids
+
+
+@pytest.fixture(scope="module")
+def long_recording(tmp_path_factory):
+    d = tmp_path_factory.mktemp("long")
+    subprocess.run([sys.executable, "-m", "spikevae.cli", "simulate", str(d / "sim"), "--duration", "40",
+                    "--electrodes", "16", "--seed", "2"], check=True, capture_output=True)
+    return next(p for p in (d / "sim").iterdir() if p.suffix in (".ns5", ".h5"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_workers_die_with_a_killed_run(long_recording, tmp_path, sig):
+    marker = f"{os.getpid()}-{int(sig)}"
+    proc = subprocess.Popen([sys.executable, "-m", "spikevae.cli", "run", str(long_recording), "-o",
+                             str(tmp_path / "out"), "--no-report", "--set", "run.n_jobs=2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SPIKEVAE_TEST_MARK": marker})
+    deadline = time.time() + 90
+    while time.time() < deadline and len(_children(proc.pid)) < 2 and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it started its workers"
+    assert len(_children(proc.pid)) >= 2
+    proc.send_signal(sig)
+    proc.wait(timeout=30)
+    deadline = time.time() + 10
+    while time.time() < deadline and _marked_pids(marker):
+        time.sleep(0.1)
+    assert _marked_pids(marker) == []

@@ -180,11 +180,17 @@ def _whiteners(spikes: Spikes, config) -> dict:
     return {e: w * sigma[e] for e, w in noise_whitener(spikes).items()}
 
 
+def _cluster_job(job: tuple) -> ElectrodeResult:
+    return cluster_electrode(*job)
+
+
 def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
     if n_jobs > 1 and len(jobs) > 1:
-        from joblib import Parallel, delayed
+        from ..execution import worker_pool
 
-        return Parallel(n_jobs=n_jobs)(delayed(cluster_electrode)(*j) for j in jobs)
+        # spawn: torch may already run threads in this process, and a fork could deadlock
+        with worker_pool(n_jobs, spawn=True) as pool:
+            return list(pool.map(_cluster_job, jobs))
     if progress:
         from tqdm import tqdm
 

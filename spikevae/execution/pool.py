@@ -1,0 +1,68 @@
+"""Worker processes that never outlive their parent.
+
+A ``ProcessPoolExecutor``'s workers keep running when the parent is killed with SIGKILL
+(nothing tells them), and they keep the parent's stdout and stderr open, so a pipeline such
+as ``spikevae run ... | tee log`` never ends. Each worker made here therefore:
+
+- asks the Linux kernel to send it SIGKILL when its parent dies (``prctl(PR_SET_PDEATHSIG)``);
+- also watches its parent from a daemon thread and exits when the parent changes (other
+  platforms, and a parent that dies between fork and the ``prctl`` call);
+- ignores SIGINT, so Ctrl-C reaches the parent alone, which stops cleanly with exit code 130
+  and takes its workers with it.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+#: Seconds between two looks of a worker at its parent.
+WATCH_INTERVAL_S = 0.5
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Initializer of every worker (see the module docstring)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, signal.SIGKILL, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(WATCH_INTERVAL_S)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="spikevae-parent-watch", daemon=True).start()
+
+
+def worker_pool(n_jobs: int, *, spawn: bool = False) -> ProcessPoolExecutor:
+    """A process pool whose workers die with this process.
+
+    Parameters
+    ----------
+    n_jobs : int
+        Number of worker processes.
+    spawn : bool, default False
+        Start workers fresh ("spawn") instead of forking: needed once torch or BLAS threads
+        run in this process, where a fork can deadlock.
+
+    Returns
+    -------
+    concurrent.futures.ProcessPoolExecutor
+        Use it as a context manager.
+    """
+    ctx = multiprocessing.get_context("spawn" if spawn else None)
+    return ProcessPoolExecutor(max_workers=int(n_jobs), mp_context=ctx, initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
