@@ -208,3 +208,37 @@ def test_workers_die_with_a_killed_run(long_recording, tmp_path, sig):
     while time.time() < deadline and _marked_pids(marker):
         time.sleep(0.1)
     assert _marked_pids(marker) == []
+
+
+# ---- inputs that should not be accepted -------------------------------------------------------------
+def test_nan_is_reported_at_its_own_sample_not_in_the_filter_margin():
+    from spikevae.errors import RecordingError
+    from spikevae.preprocess import preprocess
+    from spikevae.recording import ArrayRecording
+
+    x = np.random.default_rng(0).normal(0, 10, (30000, 3)).astype(np.float32)
+    x[500, 1] = np.nan
+    filtered = preprocess(ArrayRecording(x, 30000.0), load_config().preprocess)
+    with pytest.raises(RecordingError, match=r"channel 1 has NaN at sample 500 \(0.0167 s\)"):
+        filtered.get_traces(0, 10000)
+
+
+def test_negative_gain_is_refused(tmp_path):
+    from spikevae.errors import RecordingError
+    from spikevae.io.binary import BinaryRecording
+
+    p = tmp_path / "r.dat"
+    np.random.default_rng(0).normal(0, 50, (3000, 4)).astype(np.int16).tofile(p)
+    with pytest.raises(RecordingError, match=r"gain_uv = -0.195 .*must be positive"):
+        BinaryRecording(p, 30000, 4, gain_uv=-0.195)
+
+
+def test_float32_read_as_int16_is_refused(tmp_path, capsys):
+    p = tmp_path / "f.dat"
+    np.random.default_rng(0).normal(0, 20, (30000, 4)).astype(np.float32).tofile(p)
+    code, err = _exit(["info", str(p), "--fs", "30000", "--n-channels", "8", "--dtype", "int16"], capsys)
+    assert code == 1 and "near the limits of int16" in err and "float32?" in err
+    # the same file read as what it is opens fine
+    from spikevae.io.binary import BinaryRecording
+
+    assert BinaryRecording(p, 30000, 4, dtype="float32").n_samples == 30000

@@ -96,9 +96,31 @@ class BinaryRecording(Recording):
                 f"{self.path}: {data_bytes} data bytes is not a multiple of n_channels x itemsize = "
                 f"{n_channels} x {self.dtype.itemsize} = {frame} bytes, so the channel count or dtype is wrong"
                 + size_hint(data_bytes, int(n_channels), self.dtype))
+        if gain_uv <= 0:
+            raise RecordingError(f"{self.path}: input.gain_uv = {gain_uv:g} µV per unit; a gain must be positive "
+                                 "(a negative one would invert every spike): pass --gain-uv with the amplifier's "
+                                 "µV per bit, and set detect.polarity for positive-going spikes")
         self._memmap = None
         ids = np.arange(n_channels).astype(str) if channel_ids is None else channel_ids
         self._init_meta(fs, ids, data_bytes // frame, gain_uv, offset_uv, source=str(self.path))
+        self._check_dtype_plausible()
+
+    def _check_dtype_plausible(self, n: int = 20000) -> None:
+        """Refuse integer data whose values look like another sample type read with the wrong dtype.
+
+        Float32 samples read as int16 put each float's sign-and-exponent half in every other
+        sample: half the values sit near the type's limits, which no amplifier produces.
+        """
+        if self.dtype.kind not in "iu" or self.dtype.itemsize > 2:
+            return
+        x = np.asarray(self._map()[: min(self.n_samples, max(1, n // self.n_channels))], dtype=np.float64)
+        info = np.iinfo(self.dtype)
+        centre = (float(info.max) + float(info.min)) / 2
+        far = np.abs(x - centre) > 0.5 * (info.max - centre)
+        if x.size >= 100 and far.mean() > 0.3:
+            raise RecordingError(
+                f"{self.path}: {100 * far.mean():.0f} % of the first samples lie near the limits of {self.dtype.name}, "
+                "as when the file holds another sample type (float32?); check --dtype and --n-channels")
 
     def _map(self) -> np.memmap:
         if self._memmap is None:
