@@ -147,7 +147,9 @@ def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir
 
     ex = make_extractor(method, config.features, seed=config.run.seed)
     if method == "vae":
-        ex.configure_run(out_dir=out_dir, device=config.run.device, progress=progress)
+        # run.device, when set, wins; else the VAE's own features.vae.device (never silently ignored)
+        device = config.run.device if config.run.device != "auto" else config.features.vae.device
+        ex.configure_run(out_dir=out_dir, device=device, progress=progress)
     emb = ex.fit(spikes).transform(spikes)
     d = config.detect
     emb = embed_noise_class(ex, spikes, emb, config.features.noise_crossings, d.threshold, d.polarity,

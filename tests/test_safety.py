@@ -242,3 +242,14 @@ def test_float32_read_as_int16_is_refused(tmp_path, capsys):
     from spikevae.io.binary import BinaryRecording
 
     assert BinaryRecording(p, 30000, 4, dtype="float32").n_samples == 30000
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only message")
+def test_vae_device_setting_is_not_silently_ignored(small_run, tmp_path):
+    from spikevae.errors import SpikevaeError
+    from spikevae.pipeline import run_pipeline
+
+    rec, _ = small_run
+    cfg = load_config(overrides=["features.method=vae", "features.vae.device=cuda"])
+    with pytest.raises(SpikevaeError, match=r"device 'cuda': torch sees no CUDA GPU"):
+        run_pipeline(rec, cfg, tmp_path / "out", report=False)
