@@ -208,6 +208,8 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
                         "kind": "nev spikes", "n_spikes": data.n_spikes,
                         "duration_s": float(data.sample_index.max() / data.fs) if data.n_spikes else 0.0}
         rec_info["duration_s"] = float(rec_info.get("duration_s", 0.0))
+        if gt is not None:  # read before the sort, so a wrong file stops the run at once
+            gt = check_ground_truth(gt, rec_info)
 
     spike_hash = spikes_key(ident, config)
     with timer.stage("detect"):
@@ -324,6 +326,32 @@ def write_outputs(result: RunResult, config: PipelineConfig) -> None:
     cfg = to_dict(config)
     write_text(out / "config.json", json.dumps(cfg, indent=2))
     write_text(out / "config.toml", to_toml(cfg))
+
+
+def check_ground_truth(gt, rec_info: dict) -> Sorting:
+    """Load the ground truth (path or Sorting) and check that it can belong to this recording.
+
+    Raises
+    ------
+    SpikevaeError
+        When its sampling rate differs from the recording's, or its spikes lie past the
+        recording's end (the ground truth of another recording scores 0 without a word).
+    """
+    from .compare import load_ground_truth
+
+    fs = float(rec_info["fs"])
+    g = gt if isinstance(gt, Sorting) else load_ground_truth(gt, fs)
+    name = gt if not isinstance(gt, Sorting) else "the ground truth"
+    if abs(g.fs - fs) > 1e-6 * fs:
+        raise SpikevaeError(f"{name}: ground truth at {g.fs:g} Hz but the recording at {fs:g} Hz; "
+                            "is it the ground truth of another recording?")
+    n_samples = rec_info.get("n_samples") or int(round(rec_info["duration_s"] * fs)) + 1
+    late = int((g.sample_index >= n_samples).sum())
+    if late:
+        raise SpikevaeError(f"{name}: {late} of {g.sample_index.size} ground-truth spikes lie past the recording's "
+                            f"end ({g.sample_index.max() / fs:.2f} s > {n_samples / fs:.2f} s); "
+                            "is it the ground truth of another recording?")
+    return g
 
 
 def score_run(result: RunResult, gt) -> dict:

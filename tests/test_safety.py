@@ -253,3 +253,18 @@ def test_vae_device_setting_is_not_silently_ignored(small_run, tmp_path):
     cfg = load_config(overrides=["features.method=vae", "features.vae.device=cuda"])
     with pytest.raises(SpikevaeError, match=r"device 'cuda': torch sees no CUDA GPU"):
         run_pipeline(rec, cfg, tmp_path / "out", report=False)
+
+
+def test_ground_truth_of_another_recording_stops_the_run_before_sorting(small_run, tmp_path):
+    from spikevae.errors import SpikevaeError
+    from spikevae.objects import Sorting
+    from spikevae.pipeline import run_pipeline
+
+    rec, _ = small_run
+    late = Sorting(np.array([100, rec.n_samples + 3000]), np.zeros(2), np.zeros(2), rec.fs)
+    with pytest.raises(SpikevaeError, match=r"1 of 2 ground-truth spikes lie past the recording's end"):
+        run_pipeline(rec, load_config(), tmp_path / "out", gt=late, report=False)
+    assert not (tmp_path / "out" / "run.h5").exists()  # stopped before detection
+    other_fs = Sorting(np.array([100]), np.zeros(1), np.zeros(1), 24000.0)
+    with pytest.raises(SpikevaeError, match=r"ground truth at 24000 Hz but the recording at 30000 Hz"):
+        run_pipeline(rec, load_config(), tmp_path / "out", gt=other_fs, report=False)
