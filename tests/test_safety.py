@@ -268,3 +268,13 @@ def test_ground_truth_of_another_recording_stops_the_run_before_sorting(small_ru
     other_fs = Sorting(np.array([100]), np.zeros(1), np.zeros(1), 24000.0)
     with pytest.raises(SpikevaeError, match=r"ground truth at 24000 Hz but the recording at 30000 Hz"):
         run_pipeline(rec, load_config(), tmp_path / "out", gt=other_fs, report=False)
+
+
+def test_duplicate_channel_ids_are_refused():
+    from spikevae.errors import RecordingError
+    from spikevae.io import validate_recording
+    from spikevae.recording import ArrayRecording
+
+    rec = ArrayRecording(np.zeros((30000, 16), np.float32), 30000.0, channel_ids=["1"] * 16)
+    with pytest.raises(RecordingError, match=r"channel id\(s\) 1 name more than one channel \(16 channels"):
+        validate_recording(rec)

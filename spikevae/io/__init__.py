@@ -173,6 +173,13 @@ def validate_recording(rec: Recording, min_duration_s: float = 0.1) -> None:
         raise RecordingError(f"{rec.source}: the recording has no channels; check input.channels and the file")
     if rec.n_samples == 0:
         raise RecordingError(f"{rec.source}: the recording is empty (0 samples); check the file and its format")
+    ids, counts = np.unique(rec.channel_ids, return_counts=True)
+    if (counts > 1).any():
+        dup = ids[counts > 1]
+        raise RecordingError(
+            f"{rec.source}: channel id(s) {_short_list(dup)} name more than one channel "
+            f"({int(counts[counts > 1].sum())} channels share them); every output names channels by id, so "
+            "give the file unique channel ids (HDF5: /channel_ids) or keep one of each with input.channels")
     if rec.duration_s < min_duration_s:
         raise RecordingError(
             f"{rec.source}: the recording is {rec.duration_s:.4f} s long ({rec.n_samples} samples at {rec.fs:g} Hz), "
