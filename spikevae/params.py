@@ -28,6 +28,7 @@ class InputConfig:
     channels: list = param([], "channel ids to keep (default: all)")
     segment: int = param(0, "segment (block between recording pauses) of a multi-segment file", low=0)
     gap_tolerance_ms: float = param(0.0, "Blackrock: split at timestamp gaps longer than this (0 = gaps are an error)", unit="ms", low=0)
+    allow_truncated: bool = param(False, "Blackrock NSx: sort the readable part of a file cut short (else an error says how much is readable)")
 
 
 @dataclass

@@ -278,3 +278,46 @@ def test_duplicate_channel_ids_are_refused():
     rec = ArrayRecording(np.zeros((30000, 16), np.float32), 30000.0, channel_ids=["1"] * 16)
     with pytest.raises(RecordingError, match=r"channel id\(s\) 1 name more than one channel \(16 channels"):
         validate_recording(rec)
+
+
+# ---- a recording cut short ----------------------------------------------------------------------------
+SAMPLE = ROOT / "sample_data" / "sample.ns5"
+
+
+@pytest.fixture
+def half_ns5(tmp_path) -> Path:
+    p = tmp_path / "half.ns5"
+    data = SAMPLE.read_bytes()
+    p.write_bytes(data[: len(data) // 2])
+    return p
+
+
+def test_truncated_nsx_says_how_much_is_readable(half_ns5, capsys):
+    code, err = _exit(["info", str(half_ns5)], capsys)
+    assert code == 1
+    assert "the file is cut short: its header promises 20.00 s (600000 samples) but only 10.00 s" in err
+    assert "--set input.allow_truncated=true" in err and len(err.strip().splitlines()) == 1
+
+
+def test_truncated_nsx_sorts_its_readable_part(half_ns5):
+    from spikevae.io import open_recording
+
+    full = open_recording(SAMPLE)
+    part = open_recording(half_ns5, load_config(overrides=["input.allow_truncated=true"]).input)
+    assert 0 < part.n_samples < full.n_samples and part.n_samples == 299978
+    np.testing.assert_array_equal(part.get_traces(part.n_samples - 3000, part.n_samples),
+                                  full.get_traces(part.n_samples - 3000, part.n_samples))
+    np.testing.assert_array_equal(part.channel_ids, full.channel_ids)
+
+
+def test_failed_filter_leaves_no_partial_file(tmp_path, capsys):
+    import h5py
+
+    src = tmp_path / "nan.h5"
+    x = np.random.default_rng(0).normal(0, 10, (90000, 2)).astype(np.float32)
+    x[70000, 1] = np.nan
+    with h5py.File(src, "w") as f:
+        f.create_dataset("traces", data=x).attrs.update({"fs": 30000.0, "gain_uv": 1.0, "offset_uv": 0.0})
+    code, err = _exit(["filter", str(src), "-o", str(tmp_path / "f.h5")], capsys)
+    assert code == 1 and "has NaN at sample 70000" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.h5"]

@@ -48,7 +48,7 @@ def _nev_error(path, config=None) -> Recording:
 
 def _open_blackrock(path, config) -> Recording:
     return blackrock_recording(path, stream=config.stream, segment=config.segment,
-                               gap_tolerance_ms=config.gap_tolerance_ms)
+                               gap_tolerance_ms=config.gap_tolerance_ms, allow_truncated=config.allow_truncated)
 
 
 def _open_neo(path, config, rawio_class=None) -> Recording:

@@ -63,6 +63,8 @@ class BinaryRecording(Recording):
         Bytes to skip before the first sample (default 0).
     channel_ids : sequence of str, optional
         Names of the channels (default ``"0"``, ``"1"`` ...).
+    n_samples : int, optional
+        Read at most this many samples (the data of a container format that ends early).
 
     Raises
     ------
@@ -73,7 +75,7 @@ class BinaryRecording(Recording):
     """
 
     def __init__(self, path, fs: float, n_channels: int, dtype: str = "int16", gain_uv: float = 1.0,
-                 offset_uv: float = 0.0, header_bytes: int = 0, channel_ids=None):
+                 offset_uv: float = 0.0, header_bytes: int = 0, channel_ids=None, n_samples: int | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise RecordingError(f"{self.path}: file not found; check the path")
@@ -91,13 +93,15 @@ class BinaryRecording(Recording):
         if data_bytes <= 0:
             raise RecordingError(f"{self.path}: no samples after the {self.header_bytes}-byte header "
                                  f"(file has {self.file_bytes} bytes); check the file and input.header_bytes")
+        if n_samples is not None:  # a file cut short inside a container format: read what is there
+            data_bytes = min(data_bytes, int(n_samples) * frame)
         if data_bytes % frame:
             raise RecordingError(
                 f"{self.path}: {data_bytes} data bytes is not a multiple of n_channels x itemsize = "
                 f"{n_channels} x {self.dtype.itemsize} = {frame} bytes, so the channel count or dtype is wrong"
                 + size_hint(data_bytes, int(n_channels), self.dtype))
-        if gain_uv <= 0:
-            raise RecordingError(f"{self.path}: input.gain_uv = {gain_uv:g} µV per unit; a gain must be positive "
+        if np.any(np.asarray(gain_uv) <= 0):
+            raise RecordingError(f"{self.path}: input.gain_uv = {np.min(gain_uv):g} µV per unit; a gain must be positive "
                                  "(a negative one would invert every spike): pass --gain-uv with the amplifier's "
                                  "µV per bit, and set detect.polarity for positive-going spikes")
         self._memmap = None

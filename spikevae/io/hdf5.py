@@ -147,8 +147,9 @@ def write_hdf5(path, rec: Recording, chunk_s: float = 1.0, dtype: str = "float32
         gain = max(peak, 1e-6) / 32000.0
     elif dtype != "float32":
         raise ValueError(f"dtype must be 'float32' or 'int16', got {dtype!r}")
-    tmp = path.with_name(path.name + ".tmp")
-    with h5py.File(tmp, "w") as f:
+    from ..store import atomic_path
+
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:  # no partial file is left on any failure
         d = f.create_dataset(TRACES, shape=(rec.n_samples, rec.n_channels), dtype=dtype,
                              chunks=(min(step, max(rec.n_samples, 1)), rec.n_channels))
         d.attrs.update({"fs": rec.fs, "gain_uv": gain, "offset_uv": 0.0})
@@ -157,8 +158,5 @@ def write_hdf5(path, rec: Recording, chunk_s: float = 1.0, dtype: str = "float32
             d[s:e] = np.round(x / gain).astype(np.int16) if dtype == "int16" else x
         f.create_dataset("channel_ids", data=rec.channel_ids.astype("S"))
         f.create_dataset("positions_um", data=rec.positions_um)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
     log.info("wrote %s (%d samples x %d channels, %s)", path, rec.n_samples, rec.n_channels, dtype)
     return path

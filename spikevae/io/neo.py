@@ -245,7 +245,57 @@ def _needs_nev(path: Path) -> bool:
     return magic == b"NEURALSG" and path.with_suffix(".nev").exists()
 
 
-def blackrock_recording(path, stream: str = "", segment: int = 0, gap_tolerance_ms: float = 0.0) -> NeoRecording:
+def _nsx_block(rec: NeoRecording) -> dict | None:
+    """neo's description of the NSx data block that ``rec`` reads (offset, dtype, samples), if it gives one."""
+    blocks = getattr(rec._open(), "_nsx_data_header", {}) or {}
+    nsx = [b for b in blocks.values() if b]
+    if len(nsx) != 1 or len(nsx[0]) <= rec.segment:
+        return None
+    kw = nsx[0][rec.segment].get("memmap_kwargs") or {}
+    return kw if {"offset", "dtype", "num_samples"} <= set(kw) else None
+
+
+def check_complete(rec: NeoRecording, allow_truncated: bool = False):
+    """Check that the samples the NSx header promises are on disk.
+
+    A recording cut short (the acquisition PC crashed, a copy stopped) otherwise ends in
+    neo's ``mmap length is greater than file size`` at the first read.
+
+    Returns
+    -------
+    Recording
+        ``rec`` when complete; with ``allow_truncated``, a reader of the samples that are there.
+
+    Raises
+    ------
+    RecordingError
+        Saying how much of the recording is readable and how to sort that part.
+    """
+    block = _nsx_block(rec)
+    if block is None:
+        return rec
+    frame = rec.n_channels * np.dtype(block["dtype"]).itemsize
+    size = rec.path.stat().st_size
+    readable = max(0, (size - int(block["offset"])) // frame)
+    if readable >= int(block["num_samples"]):
+        return rec
+    have, want = readable / rec.fs, int(block["num_samples"]) / rec.fs
+    if not allow_truncated or readable == 0:
+        raise RecordingError(
+            f"{rec.path}: the file is cut short: its header promises {want:.2f} s ({int(block['num_samples'])} samples) "
+            f"but only {have:.2f} s ({readable} samples, {100 * readable / int(block['num_samples']):.0f} %) are on disk"
+            + ("; to sort the readable part, add --set input.allow_truncated=true" if readable else ""))
+    from .binary import BinaryRecording
+
+    log.warning("%s is cut short: sorting the first %.2f s of the %.2f s its header promises", rec.path, have, want)
+    part = BinaryRecording(rec.path, rec.fs, rec.n_channels, block["dtype"], rec.gain_uv, rec.offset_uv,
+                           header_bytes=int(block["offset"]), channel_ids=rec.channel_ids, n_samples=readable)
+    part.source = f"{rec.path} (first {have:.2f} s of {want:.2f} s: the file is cut short)"
+    return part
+
+
+def blackrock_recording(path, stream: str = "", segment: int = 0, gap_tolerance_ms: float = 0.0,
+                        allow_truncated: bool = False):
     """A Blackrock ``.ns1``-``.ns6`` file through neo's ``BlackrockRawIO``.
 
     Parameters
@@ -258,6 +308,8 @@ def blackrock_recording(path, stream: str = "", segment: int = 0, gap_tolerance_
     gap_tolerance_ms : float
         0 (default) keeps neo's strict behaviour: timestamp gaps are an error. A
         positive value splits the recording into segments at longer gaps.
+    allow_truncated : bool
+        Sort the readable part of a file that ends before its header says (see :func:`check_complete`).
     """
     from neo.rawio import BlackrockRawIO
 
@@ -265,4 +317,5 @@ def blackrock_recording(path, stream: str = "", segment: int = 0, gap_tolerance_
     m = re.search(r"\.ns([1-6])$", str(path).lower())
     kwargs = {"nsx_to_load": int(m.group(1)) if m else "max", "load_nev": _needs_nev(Path(path)),
               "gap_tolerance_ms": gap_tolerance_ms if gap_tolerance_ms > 0 else None}
-    return NeoRecording(path, BlackrockRawIO, stream=stream, segment=segment, rawio_kwargs=kwargs)
+    rec = NeoRecording(path, BlackrockRawIO, stream=stream, segment=segment, rawio_kwargs=kwargs)
+    return check_complete(rec, allow_truncated)
