@@ -166,15 +166,59 @@ def align_waveforms(x: np.ndarray, t: np.ndarray, ch: np.ndarray, pre: int, leng
     return out, offsets[best]
 
 
-def _noise_positions(above_any: np.ndarray, length: int, n_want: int, lo: int, hi: int,
-                     rng: np.random.Generator) -> np.ndarray:
-    """Start samples of windows of ``length`` within [lo, hi) that contain no threshold crossing."""
-    if n_want <= 0 or hi - lo <= length:
+#: Noise snippets are drawn per block of this many seconds, whatever the chunking, so that the
+#: same recording and seed give the same snippets (and the same sorting) for any ``run.chunk_s``.
+NOISE_BLOCK_S = 1.0
+
+
+def _noise_candidates(block: int, block_len: int, n_samples: int, length: int, n_draw: int, seed: int) -> np.ndarray:
+    """Candidate start samples of noise windows in one fixed block, in draw order (a function of the
+    block and seed only)."""
+    lo, hi = block * block_len, min((block + 1) * block_len, n_samples) - length
+    if n_draw <= 0 or hi <= lo:
         return np.zeros(0, np.int64)
-    c = np.concatenate([[0], np.cumsum(above_any)])
-    starts = rng.integers(lo, hi - length, size=4 * n_want)
-    clean = (c[starts + length] - c[starts]) == 0
-    return np.sort(starts[clean][:n_want])
+    return np.random.default_rng([seed, block]).integers(lo, hi, size=n_draw)
+
+
+def _clean_noise_windows(x, above, left, start, stop, length, n_per_block, block_len, n_samples, active, seed):
+    """Spike-free windows of ``length`` whose start lies in the chunk ``[start, stop)``.
+
+    Returns
+    -------
+    waveforms : ndarray (n, length); electrode, block, draw : ndarray (n,) int64
+        Every clean candidate; the caller keeps the first ``n_per_block`` of each (block, electrode)
+        in draw order, once all chunks are in.
+    """
+    n_draw = 4 * n_per_block
+    c = np.concatenate([np.zeros((1, above.shape[1]), np.int64), np.cumsum(above, axis=0)])
+    wf, el, blk, drw = [], [], [], []
+    for b in range(start // block_len, (stop - 1) // block_len + 1):
+        cand = _noise_candidates(b, block_len, n_samples, length, n_draw, seed)
+        draw = np.flatnonzero((cand >= start) & (cand < stop))
+        pos = cand[draw] - start + left
+        for ch in np.nonzero(active)[0]:
+            ok = (c[pos + length, ch] - c[pos, ch]) == 0
+            if ok.any():
+                wf.append(x[pos[ok][:, None] + np.arange(length)[None, :], ch])
+                el.append(np.full(int(ok.sum()), ch, np.int64))
+                blk.append(np.full(int(ok.sum()), b, np.int64))
+                drw.append(draw[ok])
+    if not wf:
+        return np.zeros((0, length), np.float32), *(np.zeros(0, np.int64) for _ in range(3))
+    return np.concatenate(wf), np.concatenate(el), np.concatenate(blk), np.concatenate(drw).astype(np.int64)
+
+
+def _first_per_block(nz, nze, nzb, nzd, n_per_block):
+    """The first ``n_per_block`` clean windows of each (block, electrode), in draw order."""
+    if nze.size == 0:
+        return nz, nze
+    order = np.lexsort((nzd, nze, nzb))
+    key = nzb[order] * (int(nze.max()) + 1) + nze[order]
+    first = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
+    rank = np.arange(key.size) - np.repeat(first, np.diff(np.r_[first, key.size]))
+    keep = order[rank < n_per_block]
+    keep = keep[np.lexsort((nzd[keep], nze[keep], nzb[keep]))]
+    return nz[keep], nze[keep]
 
 
 class _ChunkJob:
@@ -198,18 +242,11 @@ class _ChunkJob:
                else np.sign(x[t, ch]).astype(np.float64))
         wf, shift = align_waveforms(x, t, ch, pre, length, cfg.upsample, pol,
                                     cfg.align_smooth_ms * 1e-3 * rec.fs, cfg.align_max_shift_ms * 1e-3 * rec.fs)
-        nz, nze = [], []
-        if self.n_snip:
-            rng = np.random.default_rng([self.seed, ci])
-            above = np.abs(x) > (cfg.threshold * self.noise)[None, :]
-            for c in np.nonzero(self.active)[0]:
-                pos = _noise_positions(above[:, c], length, self.n_snip, left, left + (stop - start), rng)
-                if pos.size:
-                    nz.append(x[pos[:, None] + np.arange(length)[None, :], c])
-                    nze.append(np.full(pos.size, c, np.int64))
-        nz = np.concatenate(nz) if nz else np.zeros((0, length), np.float32)
-        nze = np.concatenate(nze) if nze else np.zeros(0, np.int64)
-        return t - left + start + np.round(shift).astype(np.int64), ch, wf, nz, nze
+        above = np.abs(x) > (cfg.threshold * self.noise)[None, :]
+        block_len = max(int(round(NOISE_BLOCK_S * rec.fs)), 4 * length)
+        nz = _clean_noise_windows(x, above, left, start, stop, length, self.n_snip, block_len, rec.n_samples,
+                                  self.active, self.seed) if self.n_snip else (np.zeros((0, length), np.float32),)
+        return (t - left + start + np.round(shift).astype(np.int64), ch, wf, *nz)
 
 
 def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool) -> list:
@@ -292,18 +329,21 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
         skip.add(int(c))
     active = np.array([c not in skip for c in range(rec.n_channels)])
     thr = np.where(active, config.threshold * noise, np.inf).astype(np.float32)
-    margin = max(dead, pre + ALIGN_PAD, length - pre + ALIGN_PAD) + 2
+    margin = max(dead, pre + ALIGN_PAD, length - pre + ALIGN_PAD, length) + 2  # length: noise windows at the border
     ranges = list(rec.chunks(chunk))
-    job = _ChunkJob(rec, config, thr, noise, active, margin, pre, length, dead,
-                    int(np.ceil(config.noise_snippets / max(1, len(ranges)))), seed)
+    n_blocks = int(np.ceil(rec.n_samples / max(int(round(NOISE_BLOCK_S * fs)), 4 * length)))
+    n_per_block = int(np.ceil(config.noise_snippets / max(1, n_blocks)))
+    job = _ChunkJob(rec, config, thr, noise, active, margin, pre, length, dead, n_per_block, seed)
     results = _map_chunks(job, ranges, n_jobs, progress)
-    parts = {k: [r[i] for r in results if len(r[i])] for i, k in enumerate(("t", "ch", "wf", "nz", "nze"))}
+    names = ("t", "ch", "wf", "nz", "nze", "nzb", "nzd")
+    parts = {k: [r[i] for r in results if len(r) > i and len(r[i])] for i, k in enumerate(names)}
     t = np.concatenate(parts["t"]) if parts["t"] else np.zeros(0, np.int64)
     ch = np.concatenate(parts["ch"]) if parts["ch"] else np.zeros(0, np.int64)
     wf = np.concatenate(parts["wf"]) if parts["wf"] else np.zeros((0, length), np.float32)
     order = np.lexsort((ch, t))
     nz = np.concatenate(parts["nz"]).astype(np.float32) if parts["nz"] else np.zeros((0, length), np.float32)
-    nze = np.concatenate(parts["nze"]) if parts["nze"] else np.zeros(0, np.int64)
+    nze, nzb, nzd = (np.concatenate(parts[k]) if parts[k] else np.zeros(0, np.int64) for k in ("nze", "nzb", "nzd"))
+    nz, nze = _first_per_block(nz, nze, nzb, nzd, n_per_block)
     spikes = Spikes(sample_index=t[order], electrode=ch[order], waveforms=wf[order],
                     amplitude_uv=wf[order][:, pre] if len(t) else np.zeros(0, np.float32),
                     noise_uv=noise, fs=fs, peak_index=pre, channel_ids=rec.channel_ids,

@@ -321,3 +321,22 @@ def test_failed_filter_leaves_no_partial_file(tmp_path, capsys):
     code, err = _exit(["filter", str(src), "-o", str(tmp_path / "f.h5")], capsys)
     assert code == 1 and "has NaN at sample 70000" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.h5"]
+
+
+# ---- the chunking does not change the result --------------------------------------------------------
+def test_chunk_length_does_not_change_the_noise_snippets_or_the_sorting(small_run, tmp_path):
+    from spikevae.detect import detect_spikes
+    from spikevae.pipeline import run_pipeline
+    from spikevae.preprocess import preprocess
+
+    rec, out = small_run
+    cfg = load_config()
+    filtered = preprocess(rec, cfg.preprocess)
+    a = detect_spikes(filtered, cfg.detect, chunk_s=1.0)
+    b = detect_spikes(filtered, cfg.detect, chunk_s=0.37)
+    np.testing.assert_array_equal(a.sample_index, b.sample_index)
+    np.testing.assert_array_equal(a.noise_electrode, b.noise_electrode)
+    np.testing.assert_allclose(a.noise_snippets, b.noise_snippets, atol=1e-3)
+    run_pipeline(rec, load_config(overrides=["run.chunk_s=0.37"]), tmp_path / "out", report=False)
+    np.testing.assert_array_equal(np.load(tmp_path / "out" / "sorting.npz")["unit"],
+                                  np.load(out / "sorting.npz")["unit"])
