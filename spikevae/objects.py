@@ -222,7 +222,9 @@ class Sorting:
     def load_npz(cls, path) -> "Sorting":
         """Read a ``sorting.npz`` (or a ground truth in the same layout)."""
         from .errors import SpikevaeError
+        from .store import check_output
 
+        check_output(path)  # a run folder's sorting must be the one its run wrote
         try:
             z = np.load(path, allow_pickle=False)
         except FileNotFoundError:

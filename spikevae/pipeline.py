@@ -19,7 +19,8 @@ from .errors import SpikevaeError
 from .objects import Embedding, Sorting, Spikes
 from .params import PipelineConfig
 from .recording import Recording
-from .store import RunStore, check_writable, write_text
+from .store import (RUN_OUTPUT_PATTERNS, STORE_NAME, RunStore, check_writable, clear_outputs, record_outputs,
+                    write_text)
 
 log = logging.getLogger(__name__)
 
@@ -247,15 +248,21 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
 
     main = config.features.method
     result = RunResult(out, spikes, embeddings, sortings, main, rec_info, timer.timings, skipped)
+    run_id = config_hash({"spikes": spike_hash, "sortings": {m: store.hash_of(f"sorting/{m}") for m in sortings},
+                          "main": main})
     with timer.stage("outputs"):
+        clear_outputs(out)  # a rerun leaves no file of the previous run beside its own
         write_outputs(result, config)
         if gt is not None:
             result.scores = score_run(result, gt)
     if report:
         with timer.stage("report"):
             _write_quality_and_report(result, config)
-    store.set_root_attrs(recording=rec_info, config=cfg_dict, timings=timer.timings)
-    write_text(out / "summary.json", json.dumps(summary(result), indent=2))
+    store.set_root_attrs(recording=rec_info, config=cfg_dict, timings=timer.timings, run_id=run_id)
+    write_text(out / "summary.json", json.dumps(summary(result) | {"run_id": run_id}, indent=2))
+    record_outputs(out, run_id, sorted(p.name for p in out.iterdir()
+                                       if p.is_file() and any(p.match(pat) for pat in RUN_OUTPUT_PATTERNS)
+                                       and p.name != STORE_NAME and not p.name.startswith("sorting_curated")))
     return result
 
 

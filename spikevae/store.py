@@ -112,6 +112,94 @@ def refuse_input_as_output(input_path, out_path, *, out_is_dir: bool = False) ->
                             "inputs are only ever read: write the output elsewhere (-o) or rename the input")
 
 
+#: The run folder's list of its outputs: ``{"run_id": ..., "files": {name: sha256}}``.
+MANIFEST = "manifest.json"
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_manifest(out_dir) -> dict | None:
+    """The run folder's manifest, or None for a folder written before manifests (or not a run folder)."""
+    p = Path(out_dir) / MANIFEST
+    if not p.exists():
+        return None
+    try:
+        doc = json.loads(p.read_text())
+        return doc if isinstance(doc, dict) and "files" in doc else None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def clear_outputs(out_dir) -> list[str]:
+    """Remove the outputs of the previous run in ``out_dir`` before a run writes its own.
+
+    A rerun then never leaves an old file (a report, scores without ``--gt``, a summary of
+    another sorting) beside new ones, and an interrupted rerun leaves fewer files, never
+    stale ones. Folders from before manifests lose the files that runs write by name; a
+    curated sorting (``sorting_curated.npz``), the work of a person, is never removed.
+
+    Returns
+    -------
+    list of str
+        Names of the removed files.
+    """
+    out = Path(out_dir)
+    doc = read_manifest(out)
+    if doc is not None:
+        names = list(doc["files"])
+    else:
+        names = sorted({p.name for pat in RUN_OUTPUT_PATTERNS if pat != STORE_NAME for p in out.glob(pat)})
+    names = [n for n in names if n != STORE_NAME and not n.startswith("sorting_curated")]
+    (out / MANIFEST).unlink(missing_ok=True)
+    removed = []
+    for n in names:
+        if (out / n).is_file():
+            (out / n).unlink()
+            removed.append(n)
+    return removed
+
+
+def record_outputs(out_dir, run_id: str, names) -> None:
+    """Add ``names`` (files in ``out_dir``), with their SHA-256, to the manifest of run ``run_id``.
+
+    A manifest of another run is replaced, not merged: its files are not this run's.
+    """
+    out = Path(out_dir)
+    doc = read_manifest(out) or {}
+    files = doc.get("files", {}) if doc.get("run_id") == run_id else {}
+    files.update({n: _sha256(out / n) for n in names if (out / n).is_file()})
+    write_text(out / MANIFEST, json.dumps({"run_id": run_id, "files": dict(sorted(files.items()))}, indent=1))
+
+
+def check_output(path) -> None:
+    """Refuse a run-folder output that is not the one its run wrote.
+
+    Raises
+    ------
+    SpikevaeError
+        When the folder's manifest does not list the file, or lists other content for it
+        (written by another run, or edited since).
+    """
+    path = Path(path)
+    doc = read_manifest(path.parent)
+    if doc is None or not path.is_file():
+        return
+    want = doc["files"].get(path.name)
+    if want is None or want != _sha256(path):
+        raise SpikevaeError(
+            f"{path}: this file is not the one the run in {path.parent} wrote ("
+            + ("not in its manifest" if want is None else "its content changed since") + "), so it may belong to "
+            f"another run; rerun `spikevae run ... -o {path.parent}` to rewrite the folder's outputs together")
+
+
 def store_path(out_dir) -> Path:
     return Path(out_dir) / STORE_NAME
 

@@ -340,3 +340,40 @@ def test_chunk_length_does_not_change_the_noise_snippets_or_the_sorting(small_ru
     run_pipeline(rec, load_config(overrides=["run.chunk_s=0.37"]), tmp_path / "out", report=False)
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "sorting.npz")["unit"],
                                   np.load(out / "sorting.npz")["unit"])
+
+
+# ---- outputs of one run only ----------------------------------------------------------------------
+def test_rerun_removes_the_outputs_it_does_not_rewrite(small_run, tmp_path):
+    import json
+    import shutil
+
+    from spikevae.pipeline import run_pipeline
+
+    rec, out = small_run
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    gt = _simulate(__import__("spikevae.synth", fromlist=["simulate_recording"]).simulate_recording)[1]
+    run_pipeline(rec, load_config(), work, gt=gt, report=True)
+    assert {"report.html", "metrics.json", "scores.json", "manifest.json"} <= {p.name for p in work.iterdir()}
+    run_pipeline(rec, load_config(overrides=["detect.threshold=4.5"]), work, report=False)
+    names = {p.name for p in work.iterdir()}
+    assert not ({"report.html", "metrics.json", "scores.json"} & names)  # not rewritten, so removed
+    doc = json.loads((work / "manifest.json").read_text())
+    assert set(doc["files"]) == {n for n in names if n not in ("run.h5", "manifest.json") and not n.startswith(".")}
+    assert json.loads((work / "summary.json").read_text())["run_id"] == doc["run_id"]
+
+
+def test_a_sorting_from_another_run_is_refused(small_run, tmp_path, capsys):
+    import shutil
+
+    from spikevae.pipeline import run_pipeline
+
+    rec, out = small_run
+    other = tmp_path / "other"
+    run_pipeline(rec, load_config(overrides=["detect.threshold=4.5"]), other, report=False)
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    shutil.copy(other / "sorting.npz", work / "sorting.npz")
+    code, err = _exit(["compare", str(work), "--gt", str(work / "sorting_pca.npz")], capsys)
+    assert code == 1 and "sorting.npz: this file is not the one the run in" in err
+    assert "its content changed since" in err

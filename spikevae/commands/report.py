@@ -31,6 +31,7 @@ def report(out_dir, gt, output, preset):
     main = ctx.metrics[ctx.main_method]
     write_metrics(out_dir, main, preset=ctx.config.get("quality", {}).get("preset", "spikevae"))
     path = write_report(Path(output) if output else Path(out_dir) / "report.html", ctx)
+    _record(out_dir, path)
     size_mb = path.stat().st_size / 1e6
     click.echo(f"{ctx.main_method}: {len(main)} units, {sum(r['good'] for r in main)} good; "
                f"{Path(out_dir) / 'units.csv'}, {path} ({size_mb:.1f} MB, {time.perf_counter() - t0:.1f} s)")
@@ -38,6 +39,16 @@ def report(out_dir, gt, output, preset):
         for m, s in ctx.gt_scores.items():
             click.echo(f"  {m}: ground-truth mean accuracy {s['mean_accuracy']:.3f}, "
                        f"{s['n_well_detected']}/{s['n_gt_units']} well detected")
+
+
+def _record(out_dir, report_path: Path) -> None:
+    """Add the rewritten tables and report to the run folder's manifest (same run)."""
+    from ..store import RunStore, record_outputs
+
+    run_id = RunStore(out_dir).root_attrs().get("run_id")
+    if run_id:
+        names = ["units.csv", "metrics.json"] + ([report_path.name] if report_path.parent == Path(out_dir) else [])
+        record_outputs(out_dir, run_id, names)
 
 
 commands = [report]
