@@ -152,9 +152,10 @@ def detect(recording, out_dir, **opts):
     """Filter and detect spikes in RECORDING; store them in OUT/run.h5."""
     from .config import to_dict
     from .pipeline import _detect_stage, input_identity, open_input, spikes_key
-    from .store import RunStore, check_writable
+    from .store import RunStore, check_writable, refuse_input_as_output
 
     cfg = build_config(**opts)
+    refuse_input_as_output(recording, out_dir, out_is_dir=True)
     data = open_input(recording, cfg)
     spikes = data if not hasattr(data, "get_traces") else _detect_stage(data, cfg, sys.stderr.isatty())
     d = to_dict(cfg)

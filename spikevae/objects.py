@@ -224,13 +224,20 @@ class Sorting:
         from .errors import SpikevaeError
         from .store import check_output
 
+        import zipfile
+        from pathlib import Path
+
         check_output(path)  # a run folder's sorting must be the one its run wrote
+        if not Path(path).is_file():
+            raise SpikevaeError(f"{path}: file not found; pass a sorting.npz or ground-truth .npz file")
+        if not zipfile.is_zipfile(path):  # numpy's own message would suggest allow_pickle, an unsafe fix
+            raise SpikevaeError(f"{path}: not an .npz file (an .npz is a zip archive of named arrays); pass a "
+                                "sorting.npz with sample_index, unit, fs and optionally electrode")
         try:
             z = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise SpikevaeError(f"{path}: file not found; pass a sorting.npz or ground-truth .npz file") from None
         except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-            raise SpikevaeError(f"{path}: not a readable .npz file ({exc})") from None
+            raise SpikevaeError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}); "
+                                "the file may be damaged") from None
         missing = [k for k in ("sample_index", "unit", "fs") if k not in z.files]
         if missing:
             raise SpikevaeError(

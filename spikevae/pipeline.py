@@ -20,7 +20,7 @@ from .objects import Embedding, Sorting, Spikes
 from .params import PipelineConfig
 from .recording import Recording
 from .store import (RUN_OUTPUT_PATTERNS, STORE_NAME, RunStore, check_writable, clear_outputs, record_outputs,
-                    write_text)
+                    refuse_input_as_output, write_text)
 
 log = logging.getLogger(__name__)
 
@@ -191,13 +191,13 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
     -------
     RunResult
     """
-    out = check_writable(out_dir)
-    store = RunStore(out).recover()
     timer = _Timer()
     skipped: list[str] = []
     cfg_dict = to_dict(config)
+    if not isinstance(source, (Recording, Spikes)):
+        refuse_input_as_output(source, out_dir, out_is_dir=True)
 
-    with timer.stage("read"):
+    with timer.stage("read"):  # the input and --gt are checked before the output folder is made
         data = source if isinstance(source, (Recording, Spikes)) else open_input(source, config)
         ident = (input_identity(source) if not isinstance(source, (Recording, Spikes))
                  else {"object": repr(source)})
@@ -211,6 +211,8 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
         rec_info["duration_s"] = float(rec_info.get("duration_s", 0.0))
         if gt is not None:  # read before the sort, so a wrong file stops the run at once
             gt = check_ground_truth(gt, rec_info)
+    out = check_writable(out_dir)
+    store = RunStore(out).recover()
 
     spike_hash = spikes_key(ident, config)
     with timer.stage("detect"):

@@ -377,3 +377,33 @@ def test_a_sorting_from_another_run_is_refused(small_run, tmp_path, capsys):
     code, err = _exit(["compare", str(work), "--gt", str(work / "sorting_pca.npz")], capsys)
     assert code == 1 and "sorting.npz: this file is not the one the run in" in err
     assert "its content changed since" in err
+
+
+def test_a_recording_named_like_a_run_output_is_never_overwritten(tmp_path, capsys):
+    d = tmp_path / "d"
+    src = _small_h5(d / "run.h5") if d.mkdir() is None else None
+    before = src.read_bytes()
+    for cmd in (["run", str(src), "-o", str(d)], ["detect", str(src), "-o", str(d)]):
+        code, err = _exit(cmd, capsys)
+        assert code == 1 and "the output would overwrite this input" in err
+    assert src.read_bytes() == before
+
+
+def test_failing_commands_create_no_output_folder(tmp_path, capsys):
+    for cmd in (["run", str(tmp_path / "missing.ns5"), "-o", str(tmp_path / "o1")],
+                ["run", str(SAMPLE), "-o", str(tmp_path / "o2"), "--gt", str(tmp_path / "nogt.npz")],
+                ["filter", str(tmp_path / "missing.h5"), "-o", str(tmp_path / "o3" / "f.h5")]):
+        code, _ = _exit(cmd, capsys)
+        assert code == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_random_bytes_as_npz_get_no_unsafe_advice(tmp_path):
+    from spikevae.errors import SpikevaeError
+    from spikevae.objects import Sorting
+
+    p = tmp_path / "gt.npz"
+    p.write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(SpikevaeError, match=r"not an .npz file \(an .npz is a zip archive") as exc:
+        Sorting.load_npz(p)
+    assert "allow_pickle" not in str(exc.value)
