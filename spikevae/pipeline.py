@@ -254,6 +254,8 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
                           "main": main})
     with timer.stage("outputs"):
         clear_outputs(out)  # a rerun leaves no file of the previous run beside its own
+        if store.root_attrs().get("run_id") not in (None, run_id):
+            store.drop_group("sorting/curated")  # a curation of another sorting (its file stays, unlisted)
         write_outputs(result, config)
         if gt is not None:
             result.scores = score_run(result, gt)

@@ -157,7 +157,7 @@ def clear_outputs(out_dir) -> list[str]:
         names = list(doc["files"])
     else:
         names = sorted({p.name for pat in RUN_OUTPUT_PATTERNS if pat != STORE_NAME for p in out.glob(pat)})
-    names = [n for n in names if n != STORE_NAME and not n.startswith("sorting_curated")]
+    names = [n for n in names if n != STORE_NAME and not n.startswith(("sorting_curated", "curated_"))]
     (out / MANIFEST).unlink(missing_ok=True)
     removed = []
     for n in names:
@@ -326,6 +326,15 @@ class RunStore:
                     g.attrs[k] = v if isinstance(v, (int, float, str, bool, np.number)) else json.dumps(v, default=str)
                 g.attrs["hash"] = hash_
                 g.attrs["done"] = True
+
+    def drop_group(self, group: str) -> None:
+        """Remove ``group`` (if present), atomically for the whole file."""
+        prefix, _, name = group.rpartition("/")
+        if name not in self.groups(prefix):
+            return
+        with _writing(self.path), atomic_path(self.path) as tmp:
+            with h5py.File(tmp, "w") as f, h5py.File(self.path, "r") as old:
+                _copy_except(old, f, group)
 
     def set_root_attrs(self, **attrs) -> None:
         with _writing(self.path), atomic_path(self.path) as tmp:
