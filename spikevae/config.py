@@ -13,6 +13,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import math
 try:  # Python 3.11+
     import tomllib
 except ModuleNotFoundError:  # Python 3.10: the same parser, from PyPI
@@ -61,6 +62,8 @@ def _coerce(key: str, value: Any, f: dataclasses.Field, current: Any) -> Any:
             if target is int and float(value) != int(float(value)):
                 raise SpikevaeConfigError(f"{key}={value!r}: expected a whole number ({meta.get('help', '')})")
             out = target(float(value)) if target is int else target(value)
+            if not math.isfinite(out):
+                raise SpikevaeConfigError(f"{key}={value!r}: expected a finite number ({meta.get('help', '')})")
         elif target is list:
             if isinstance(value, str):
                 value = [v.strip() for v in value.split(",") if v.strip()]
