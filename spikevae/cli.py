@@ -19,7 +19,7 @@ from .errors import SpikevaeError
 DEFAULT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sample.ns5"
 DEFAULT_OUT = "spikevae-out"
 #: modules under spikevae/commands that contribute commands (module-level list ``commands``)
-COMMAND_MODULES = ("info", "simulate", "diagnose", "vae", "report", "benchmark", "generate", "export")
+COMMAND_MODULES = ("info", "simulate", "compare", "diagnose", "vae", "report", "benchmark", "generate", "export")
 
 
 def config_options(f):
@@ -40,6 +40,8 @@ def input_options(f):
         click.option("--dtype", default=None, help="sample type, e.g. int16 (raw binary)"),
         click.option("--gain-uv", type=float, default=None, help="µV per raw unit (raw binary)"),
         click.option("--offset-uv", type=float, default=None, help="µV offset after scaling (raw binary)"),
+        click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
+                     help="electrode map: Blackrock .cmp or probeinterface .json (sets input.map)"),
     ]
     for o in reversed(opts):
         f = o(f)
@@ -47,12 +49,13 @@ def input_options(f):
 
 
 def build_config(config_path=None, overrides=(), fmt=None, fs=None, n_channels=None, dtype=None,
-                 gain_uv=None, offset_uv=None, **_):
+                 gain_uv=None, offset_uv=None, map_path=None, **_):
     """The PipelineConfig of a command's options."""
     from .params import load_config
 
     extra = [(k, v) for k, v in (("input.format", fmt), ("input.fs", fs), ("input.n_channels", n_channels),
-                                 ("input.dtype", dtype), ("input.gain_uv", gain_uv), ("input.offset_uv", offset_uv))
+                                 ("input.dtype", dtype), ("input.gain_uv", gain_uv), ("input.offset_uv", offset_uv),
+                                 ("input.map", map_path))
              if v is not None]
     return load_config(config_path, list(extra) + list(overrides))
 
@@ -160,7 +163,7 @@ def detect(recording, out_dir, **opts):
     spikes = data if not hasattr(data, "get_traces") else _detect_stage(data, cfg, sys.stderr.isatty())
     d = to_dict(cfg)
     RunStore(check_writable(out_dir)).save_spikes(spikes, {k: d[k] for k in ("input", "preprocess", "detect")},
-                                                  spikes_key(input_identity(recording), cfg))
+                                                  spikes_key(input_identity(recording, data), cfg))
     click.echo(f"{spikes!r} -> {out_dir}/run.h5")
 
 
@@ -199,47 +202,6 @@ def cluster(out_dir, method, **opts):
                        sorting_key(store.hash_of(f"embedding/{method}"), cfg))
     sorting.save_npz(Path(out_dir) / f"sorting_{method}.npz")
     click.echo(f"{sorting!r} -> {out_dir}/sorting_{method}.npz")
-
-
-@cli.command()
-@click.argument("sorting", type=click.Path())
-@click.option("--gt", required=True, type=click.Path(),
-              help="ground truth: .npz (sample_index, unit, [electrode], fs) or a .mat of the public benchmarks")
-@click.option("--method", default=None, help="which sorting of a run folder (default: sorting.npz)")
-@click.option("--tol-ms", default=0.4, show_default=True, help="matching tolerance")
-@click.option("--offset", "offset", default="0", show_default=True,
-              help="samples added to ground-truth times, or 'auto' to estimate a constant offset")
-@click.option("--json", "json_path", type=click.Path(), default=None, help="write the scores as JSON")
-@click.option("--diagnose", "do_diagnose", is_flag=True,
-              help="also report the detection ceiling and the supervised probe (needs a run folder)")
-@click.option("--gt-fs", type=float, default=0.0, help="sampling rate of a .mat ground truth that does not store it")
-def compare(sorting, gt, method, tol_ms, offset, json_path, do_diagnose, gt_fs):
-    """Score SORTING (a run folder or sorting .npz) against ground truth GT."""
-    from .compare import compare_sortings, estimate_offset, format_scores, load_ground_truth
-    from .objects import Sorting
-    from .store import write_text
-
-    p = Path(sorting)
-    npz = p / (f"sorting_{method}.npz" if method else "sorting.npz") if p.is_dir() else p
-    s, g = Sorting.load_npz(npz), load_ground_truth(gt, gt_fs)
-    if offset == "auto":
-        off = estimate_offset(g, s)
-        click.echo(f"estimated ground-truth offset: {off} samples ({off / g.fs * 1e3:.2f} ms)")
-    else:
-        try:
-            off = int(offset)
-        except ValueError:
-            raise SpikevaeError(f"--offset {offset!r}: give a whole number of samples or 'auto'") from None
-    scores = compare_sortings(g, s, tol_ms=tol_ms, offset_samples=off)
-    click.echo(format_scores(scores))
-    if do_diagnose:
-        if not p.is_dir():
-            raise SpikevaeError("--diagnose needs a run folder (it reads the spikes and features of run.h5)")
-        from .diagnose import diagnose_run
-
-        scores["diagnosis"] = diagnose_run(p, gt, method=method, echo=click.echo)
-    if json_path:
-        write_text(json_path, json.dumps(scores, indent=2, default=str))
 
 
 @cli.group()

@@ -63,8 +63,11 @@ def _unit_times(s: Sorting) -> dict[int, np.ndarray]:
     return {int(k): np.sort(p) for k, p in zip(u, parts) if k >= 0}
 
 
-def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int):
+def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int, use_electrodes: bool | None = None):
     """Matched-spike counts between every ground-truth and sorted unit.
+
+    Units on different electrodes never match when ``use_electrodes`` is true; None (default)
+    uses electrodes when the ground truth has any electrode other than 0.
 
     Returns
     -------
@@ -77,7 +80,7 @@ def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int):
     m = np.zeros((gt_ids.size, s_ids.size), dtype=np.int64)
     s_elec = sorting.unit_electrode() if s_ids.size else {}
     g_elec = gt.unit_electrode() if gt_ids.size else {}
-    use_elec = np.any(gt.electrode != 0)
+    use_elec = bool(np.any(gt.electrode != 0)) if use_electrodes is None else use_electrodes
     for i, g in enumerate(gt_ids):
         for j, s in enumerate(s_ids):
             if use_elec and s_elec[int(s)] != g_elec[int(g)]:
@@ -93,7 +96,8 @@ def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int):
     return gt_ids, s_ids, m, n_gt, n_s
 
 
-def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_samples: int = 0) -> dict:
+def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_samples: int = 0,
+                     use_electrodes: bool | None = None) -> dict:
     """Score ``sorting`` against ground truth ``gt``.
 
     Parameters
@@ -105,6 +109,9 @@ def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_
     offset_samples : int, default 0
         Added to the ground-truth times before matching (for ground truths that mark the
         spike onset rather than the peak; see :func:`estimate_offset`).
+    use_electrodes : bool, optional
+        Match only units on the same electrode (None: when the ground truth has electrodes).
+        False scores by times alone, so units on different electrodes may then match.
 
     Returns
     -------
@@ -120,7 +127,7 @@ def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_
     tol = int(round(tol_ms * 1e-3 * gt.fs))
     if offset_samples:
         gt = Sorting(gt.sample_index + int(offset_samples), gt.electrode, gt.unit, gt.fs)
-    gt_ids, s_ids, m, n_gt, n_s = agreement_matrix(gt, sorting, tol)
+    gt_ids, s_ids, m, n_gt, n_s = agreement_matrix(gt, sorting, tol, use_electrodes)
     acc_mat = m / np.maximum(n_gt[:, None] + n_s[None, :] - m, 1)
     rows, cols = linear_sum_assignment(-acc_mat) if m.size else (np.zeros(0, int), np.zeros(0, int))
     match = {int(r): int(c) for r, c in zip(rows, cols) if m[r, c] > 0}
@@ -145,6 +152,109 @@ def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_
         "n_well_detected": int((acc >= WELL_DETECTED).sum()),
         "tol_ms": tol_ms, "offset_samples": int(offset_samples), "units": units,
     }
+
+
+NO_ELECTRODE = ("{name} has no electrode per unit; give --recording REC or --run OUT so it can be inferred, "
+                "or compare without electrodes with --ignore-electrodes")
+
+
+def has_electrodes(s: Sorting) -> bool:
+    """Whether ``s`` knows each unit's electrode (``params["electrode_source"]`` is not None;
+    sortings made in Python without that key count as knowing it)."""
+    return s.params.get("electrode_source", "file") is not None
+
+
+def electrode_policy(a: Sorting, b: Sorting, *, ignore: bool = False, ground_truth: bool = True,
+                     names=("the ground truth", "this sorting")) -> bool | None:
+    """The ``use_electrodes`` argument for scoring ``b`` against ``a``, or an error when one side lacks them.
+
+    With a ground truth ``a``, electrodes are used as :func:`agreement_matrix` always did (when
+    the ground truth has an electrode other than 0); between two sortings, when both have them.
+
+    Raises
+    ------
+    SpikevaeError
+        When ``a`` would use electrodes that the other side does not have (and not ``ignore``).
+    """
+    from .errors import SpikevaeError
+
+    if ignore:
+        return False
+    if ground_truth:
+        if np.any(a.electrode != 0) and has_electrodes(a) and not has_electrodes(b):
+            raise SpikevaeError(NO_ELECTRODE.format(name=names[1]))
+        return None
+    if has_electrodes(a) != has_electrodes(b):
+        raise SpikevaeError(NO_ELECTRODE.format(name=names[1] if has_electrodes(a) else names[0]))
+    return has_electrodes(a)
+
+
+def agreement(a: Sorting, b: Sorting, tol_ms: float = 0.4, use_electrodes: bool = True) -> dict:
+    """Agreement between two sortings of one recording (two sorters, or two runs).
+
+    Units are matched one to one by the Hungarian algorithm on the agreement
+    ``n_common / (n_a + n_b - n_common)`` (the accuracy formula of :func:`compare_sortings`,
+    symmetric in ``a`` and ``b``).
+
+    Returns
+    -------
+    dict with ``n_units_a``, ``n_units_b``, ``n_spikes_a``, ``n_spikes_b`` (sorted spikes),
+    ``n_common_spikes`` (matched spikes of matched pairs), ``n_matched`` (pairs with any
+    common spike), ``n_agree`` (pairs with agreement ≥ 0.8), ``mean_agreement_a``,
+    ``mean_agreement_b`` (over all units of each side, unmatched = 0), ``n_nonzero_pairs``
+    (pairs of the agreement matrix with a common spike), ``tol_ms``, and ``units_a`` /
+    ``units_b``: per unit its ``unit``, ``electrode``, ``n_spikes``, ``match`` (-1 if none),
+    ``n_common``, ``agreement`` and ``best_agreement`` (its highest agreement with any unit,
+    matched or not).
+    """
+    from .errors import SpikevaeError
+
+    if abs(a.fs - b.fs) > 1e-6 * a.fs:
+        raise SpikevaeError(f"the first sorting is at {a.fs:g} Hz but the second at {b.fs:g} Hz; they must match")
+    tol = int(round(tol_ms * 1e-3 * a.fs))
+    a_ids, b_ids, m, n_a, n_b = agreement_matrix(a, b, tol, use_electrodes)
+    acc = m / np.maximum(n_a[:, None] + n_b[None, :] - m, 1)
+    rows, cols = linear_sum_assignment(-acc) if m.size else (np.zeros(0, int), np.zeros(0, int))
+    pairs = [(int(r), int(c)) for r, c in zip(rows, cols) if m[r, c] > 0]
+    side_a = _side(a, a_ids, b_ids, n_a, m, acc, {r: c for r, c in pairs})
+    side_b = _side(b, b_ids, a_ids, n_b, m.T, acc.T, {c: r for r, c in pairs})
+    return {
+        "n_units_a": int(a_ids.size), "n_units_b": int(b_ids.size),
+        "n_spikes_a": int(n_a.sum()), "n_spikes_b": int(n_b.sum()),
+        "n_common_spikes": int(sum(m[r, c] for r, c in pairs)), "n_matched": len(pairs),
+        "n_agree": int(sum(acc[r, c] >= WELL_DETECTED for r, c in pairs)),
+        "n_nonzero_pairs": int((m > 0).sum()),
+        "mean_agreement_a": float(np.mean([u["agreement"] for u in side_a])) if side_a else 0.0,
+        "mean_agreement_b": float(np.mean([u["agreement"] for u in side_b])) if side_b else 0.0,
+        "tol_ms": tol_ms, "use_electrodes": bool(use_electrodes), "units_a": side_a, "units_b": side_b,
+    }
+
+
+def _side(s: Sorting, ids, other_ids, n, m, acc, match: dict) -> list[dict]:
+    elec = s.unit_electrode() if ids.size else {}
+    out = []
+    for i, u in enumerate(ids):
+        j = match.get(i)
+        out.append({"unit": int(u), "electrode": elec[int(u)], "n_spikes": int(n[i]),
+                    "match": int(other_ids[j]) if j is not None else -1,
+                    "n_common": int(m[i, j]) if j is not None else 0,
+                    "agreement": float(acc[i, j]) if j is not None else 0.0,
+                    "best_agreement": float(acc[i].max()) if acc.shape[1] else 0.0})
+    return out
+
+
+def format_agreement(d: dict, names=("A", "B")) -> str:
+    """A terminal table of :func:`agreement`: the summary, then one row per unit of the first sorting."""
+    a, b = names
+    lines = [f"{a}: {d['n_units_a']} units, {d['n_spikes_a']} spikes | {b}: {d['n_units_b']} units, "
+             f"{d['n_spikes_b']} spikes | matched {d['n_matched']}, agreement ≥{WELL_DETECTED} {d['n_agree']} | "
+             f"spikes in common {d['n_common_spikes']} | mean agreement {a} {d['mean_agreement_a']:.3f}, "
+             f"{b} {d['mean_agreement_b']:.3f}"]
+    lines.append(f"{'unit_' + a:>7} {'elec':>4} {'n':>6} {'unit_' + b:>7} {'common':>6} {'agree':>6} {'best':>6}")
+    for u in d["units_a"]:
+        lines.append(f"{u['unit']:>7} {u['electrode']:>4} {u['n_spikes']:>6} {u['match']:>7} "
+                     f"{u['n_common']:>6} {u['agreement']:>6.3f} {u['best_agreement']:>6.3f}")
+    return "\n".join(lines)
 
 
 def estimate_offset(gt: Sorting, sorting: Sorting, max_ms: float = 3.0) -> int:
