@@ -30,6 +30,11 @@ class Recording:
         µV added after scaling.
     source : str
         Where the traces come from (file path or wrapper chain).
+    electrode_labels : list of (dict or None), one per channel, or None
+        Set by :func:`spikevae.io.probe.apply_map`: electrode id, bank, pin and label
+        of each channel's electrode (None for a channel the map does not place).
+    electrode_map : str
+        The electrode map file the positions come from ("" = default grid).
     """
 
     fs: float
@@ -39,6 +44,8 @@ class Recording:
     gain_uv: np.ndarray
     offset_uv: np.ndarray
     source: str = ""
+    electrode_labels: list | None = None
+    electrode_map: str = ""
 
     def _init_meta(self, fs, channel_ids, n_samples, gain_uv=1.0, offset_uv=0.0, positions_um=None, source=""):
         self.fs = float(fs)
@@ -105,7 +112,8 @@ class Recording:
             "channel_ids": self.channel_ids.tolist(),
             "gain_uv": sorted(set(np.round(self.gain_uv, 6).tolist())),
             "positions_um": np.round(self.positions_um, 3).tolist(),
-        }
+        } | ({"electrode_map": self.electrode_map, "electrode_labels": self.electrode_labels}
+             if self.electrode_labels is not None else {})
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.n_channels} channels, {self.fs:g} Hz, "
@@ -120,6 +128,9 @@ class ChannelSubset(Recording):
         self.index = np.asarray(channels, dtype=np.int64)
         self._init_meta(parent.fs, parent.channel_ids[self.index], parent.n_samples,
                         1.0, 0.0, parent.positions_um[self.index], parent.source)
+        if parent.electrode_labels is not None:
+            self.electrode_labels = [parent.electrode_labels[i] for i in self.index]
+            self.electrode_map = parent.electrode_map
 
     def get_traces(self, start=0, stop=None, channels=None):
         idx = self.index if channels is None else self.index[np.asarray(channels, dtype=np.int64)]
@@ -149,6 +160,28 @@ def default_positions(n_channels: int, pitch_um: float = 400.0) -> np.ndarray:
     side = int(np.ceil(np.sqrt(max(n_channels, 1))))
     i = np.arange(n_channels)
     return np.stack([(i % side) * pitch_um, (i // side) * pitch_um], axis=1).astype(float)
+
+
+def electrode_positions(positions_um, n_electrodes: int) -> np.ndarray:
+    """Positions of ``n_electrodes`` electrodes as an array, NaN where unknown.
+
+    Parameters
+    ----------
+    positions_um : array-like of shape (n_electrodes, 2), µm, or None
+        E.g. ``recording_info["positions_um"]`` (a list, NaN for unplaced channels).
+    n_electrodes : int
+
+    Returns
+    -------
+    ndarray of shape (n_electrodes, 2), float64, µm
+        All NaN when ``positions_um`` is None or holds another number of rows (e.g. a
+        sorting of channel groups).
+    """
+    pos = np.full((int(n_electrodes), 2), np.nan)
+    arr = np.asarray([] if positions_um is None else positions_um, dtype=float).reshape(-1, 2)
+    if arr.shape[0] == pos.shape[0]:
+        pos[:] = arr
+    return pos
 
 
 def utah_positions(rows: int = 10, cols: int = 10, pitch_um: float = 400.0, drop_corners: bool = True) -> np.ndarray:

@@ -9,12 +9,13 @@ import click
 from ..errors import SpikevaeError
 
 
-def _config(fmt, fs, n_channels, dtype, gain_uv, offset_uv, header_bytes, stream, segment, gap_tolerance_ms):
+def _config(fmt, fs, n_channels, dtype, gain_uv, offset_uv, header_bytes, stream, segment, gap_tolerance_ms,
+            map_path=None):
     from ..params import load_config
 
     given = {"format": fmt, "fs": fs, "n_channels": n_channels, "dtype": dtype, "gain_uv": gain_uv,
              "offset_uv": offset_uv, "header_bytes": header_bytes, "stream": stream, "segment": segment,
-             "gap_tolerance_ms": gap_tolerance_ms}
+             "gap_tolerance_ms": gap_tolerance_ms, "map": map_path}
     return load_config(overrides=[(f"input.{k}", v) for k, v in given.items() if v is not None]).input
 
 
@@ -26,8 +27,24 @@ def describe_path(path, input_config) -> dict:
     if not p.exists():
         raise SpikevaeError(f"{p}: file not found; check the path")
     if input_config.format == "nev" or (input_config.format == "auto" and p.suffix.lower() == ".nev"):
-        return describe_nev(p)
+        d = describe_nev(p)
+        if input_config.map:
+            from ..io.probe import map_channels, read_map
+
+            d |= map_channels(d["electrode_ids"], read_map(input_config.map), str(p))
+        return d
     return open_recording(p, input_config).describe()
+
+
+def _map_line(d: dict) -> list[str]:
+    """The electrode-map line of :func:`format_info` (empty without a map)."""
+    if not d.get("electrode_map"):
+        return []
+    labels = d.get("electrode_labels") or []
+    placed = [xy for xy, lab in zip(d.get("positions_um", []), labels) if lab is not None]
+    xs, ys = [xy[0] for xy in placed], [xy[1] for xy in placed]
+    extent = f"; x {min(xs):g}-{max(xs):g} µm, y {min(ys):g}-{max(ys):g} µm" if placed else ""
+    return [f"  electrode map:  {d['electrode_map']} ({len(placed)} of {len(labels)} channels placed{extent})"]
 
 
 def _ids(ids: list) -> str:
@@ -46,7 +63,7 @@ def format_info(d: dict) -> str:
                   f"  time range:     {' - '.join(f'{t:.4f}' for t in d['time_range_s'])} s",
                   f"  median noise:   {d['median_noise_uv']:g} µV (pre-threshold samples); "
                   f"median peak-to-peak {d['median_peak_to_peak_uv']:g} µV"]
-        return "\n".join(lines)
+        return "\n".join(lines + _map_line(d))
     lines += [f"  channels:       {d['n_channels']} ({_ids(d['channel_ids'])})",
               f"  sampling rate:  {d['fs']:g} Hz",
               f"  duration:       {d['duration_s']:g} s ({d['n_samples']} samples)",
@@ -66,7 +83,7 @@ def format_info(d: dict) -> str:
     for key in ("dtype", "header_bytes", "file_bytes", "dataset", "stored_dtype"):
         if key in d:
             lines.append(f"  {key + ':':<15} {d[key]}")
-    return "\n".join(lines)
+    return "\n".join(lines + _map_line(d))
 
 
 @click.command("info")
@@ -81,6 +98,8 @@ def format_info(d: dict) -> str:
 @click.option("--stream", default=None, help="neo stream name or id (default: highest sampling rate)")
 @click.option("--segment", type=int, default=None, help="segment of a multi-segment file (default 0)")
 @click.option("--gap-tolerance-ms", type=float, default=None, help="Blackrock: split at timestamp gaps longer than this")
+@click.option("--map", "map_path", type=click.Path(dir_okay=False), default=None,
+              help="electrode map (Blackrock .cmp or probeinterface .json): show where each channel sits")
 @click.option("--json", "as_json", is_flag=True, help="print machine-readable JSON")
 def info(path, as_json, **opts):
     """Describe PATH: channels, sampling rate, duration, gain, streams, segments (or a .nev file's spikes)."""

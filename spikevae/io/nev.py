@@ -163,6 +163,39 @@ def _build_spikes(times, waves, elec, electrode_ids, chans) -> Spikes:
     return spikes
 
 
+def nev_recording_info(spikes: Spikes, source, map_path="") -> dict:
+    """The run's recording facts for spikes read from a ``.nev`` file.
+
+    Parameters
+    ----------
+    spikes : Spikes
+        From :func:`read_nev`.
+    source : str or Path
+        The ``.nev`` file.
+    map_path : str or Path, optional
+        An electrode map (``input.map``): adds ``positions_um`` (n_electrodes, 2) µm,
+        ``electrode_labels`` and ``electrode_map`` for the electrodes of ``spikes``.
+
+    Returns
+    -------
+    dict
+        source, fs, n_channels, channel_ids, kind, n_spikes, duration_s (to the last spike).
+
+    Raises
+    ------
+    RecordingError
+        When the map is malformed or lacks an electrode that has spikes.
+    """
+    info = {"source": str(source), "fs": spikes.fs, "n_channels": spikes.n_electrodes,
+            "channel_ids": spikes.channel_ids.tolist(), "kind": "nev spikes", "n_spikes": spikes.n_spikes,
+            "duration_s": float(spikes.sample_index.max() / spikes.fs) if spikes.n_spikes else 0.0}
+    if map_path:
+        from .probe import map_channels, read_map
+
+        info |= map_channels(spikes.channel_ids, read_map(map_path), str(source))
+    return info
+
+
 def describe_nev(path) -> dict:
     """Plain facts about a ``.nev`` file for ``spikevae info``: electrodes, counts, waveform shape, times."""
     path = Path(path)

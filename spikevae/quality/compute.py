@@ -18,6 +18,7 @@ import numpy as np
 from ..errors import SpikevaeConfigError
 from ..objects import Sorting, Spikes
 from ..quality_config import QualityConfig
+from ..recording import electrode_positions
 from . import amplitude as amp
 from . import isolation as iso
 from . import spiketrain as st
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 
 #: Metric columns, in table order (``good`` comes last).
 METRIC_COLUMNS = (
-    "unit", "electrode", "channel_id", "n_spikes", "n_spikes_matched", "firing_rate_hz", "amplitude_uv",
+    "unit", "electrode", "channel_id", "x_um", "y_um", "n_spikes", "n_spikes_matched", "firing_rate_hz", "amplitude_uv",
     "snr", "isi_violations_ratio", "isi_violations_rate", "isi_violations_count", "rp_contamination",
     "rp_violations", "sliding_rp_violation", "presence_ratio", "amplitude_cutoff", "noise_cutoff",
     "isolation_distance", "l_ratio", "d_prime", "silhouette", "nn_hit_rate", "nn_miss_rate", "good",
@@ -126,7 +127,7 @@ def _isolation_metrics(x: np.ndarray, labels: np.ndarray, units: list[int], cfg:
 
 
 def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, duration_s: float,
-                    features: np.ndarray | None = None) -> list[dict]:
+                    features: np.ndarray | None = None, positions_um=None) -> list[dict]:
     """Quality metrics of every unit of ``sorting``, with the ``good`` label.
 
     Parameters
@@ -141,6 +142,9 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
         Recording duration in seconds (> 0).
     features : ndarray of shape (spikes.n_spikes, d), optional
         A shared feature space to use instead of per-electrode PCA of the scaled waveforms.
+    positions_um : array-like of shape (spikes.n_electrodes, 2), µm, optional
+        Electrode positions (``recording_info["positions_um"]``) for the ``x_um``/``y_um``
+        columns; NaN when not given.
 
     Returns
     -------
@@ -170,6 +174,7 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     hit = match >= 0
     spike_unit[match[hit]] = sorting.unit[hit]
 
+    pos = electrode_positions(positions_um, spikes.n_electrodes)
     rows: dict[int, dict] = {}
     for u, sel in _groups(sorting.unit).items():
         if u < 0:
@@ -178,6 +183,8 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
         times = np.sort(sorting.sample_index[sel])
         idx = match[sel][(match[sel] >= 0) & (sorting.electrode[sel] == e)]
         rows[u] = {"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]) if e < spikes.n_electrodes else ""}
+        if e < spikes.n_electrodes:
+            rows[u] |= {"x_um": float(pos[e, 0]), "y_um": float(pos[e, 1])}
         rows[u] |= _train_metrics(times, fs, n_samples, duration_s, config)
         rows[u] |= _amplitude_metrics(spikes, idx, e, config)
 
