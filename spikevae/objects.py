@@ -42,6 +42,14 @@ class Spikes:
         denoising corruption).
     noise_electrode : ndarray of shape (n_snippets,), int64, optional
         Electrode of each noise snippet.
+    group_channels : ndarray of shape (n_electrodes, k), int64, optional
+        Channel groups (:mod:`spikevae.groups`): each "electrode" is a group of up to ``k``
+        recording channels (indices, -1 padded) and each waveform is their ``k`` segments of
+        ``n_samples / k`` samples, concatenated; ``peak_index`` is then the peak's index
+        inside each segment. None (default): one channel per electrode.
+    segment_noise_uv : ndarray of shape (n_electrodes, k), float32, µV, optional
+        With ``group_channels``: the noise σ of each segment's channel (0 for padding);
+        :meth:`scaled_waveforms` divides each segment by it.
     """
 
     sample_index: np.ndarray
@@ -54,6 +62,8 @@ class Spikes:
     channel_ids: np.ndarray
     noise_snippets: np.ndarray | None = None
     noise_electrode: np.ndarray | None = None
+    group_channels: np.ndarray | None = None
+    segment_noise_uv: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.sample_index = np.asarray(self.sample_index, dtype=np.int64)
@@ -80,6 +90,29 @@ class Spikes:
             self.noise_electrode = np.asarray(self.noise_electrode, dtype=np.int64)
             if self.noise_snippets.shape[0] != self.noise_electrode.shape[0]:
                 raise ValueError("noise_snippets and noise_electrode differ in length")
+        if (self.group_channels is None) != (self.segment_noise_uv is None):
+            raise ValueError("group_channels and segment_noise_uv come together")
+        if self.group_channels is not None:
+            self._check_groups()
+
+    def _check_groups(self) -> None:
+        self.group_channels = np.asarray(self.group_channels, dtype=np.int64)
+        self.segment_noise_uv = np.asarray(self.segment_noise_uv, dtype=np.float32)
+        shape = (self.n_electrodes, self.group_channels.shape[-1] if self.group_channels.ndim == 2 else -1)
+        if self.group_channels.shape != shape or self.segment_noise_uv.shape != shape:
+            raise ValueError(f"group_channels {self.group_channels.shape} and segment_noise_uv "
+                             f"{self.segment_noise_uv.shape} must both be (n_electrodes={self.n_electrodes}, k)")
+        if self.waveforms.shape[1] % shape[1]:
+            raise ValueError(f"waveforms have {self.waveforms.shape[1]} samples, not a multiple of the "
+                             f"{shape[1]} channels per group")
+        if not 0 <= self.peak_index < self.segment_length:
+            raise ValueError(f"peak_index {self.peak_index} is outside the segment length {self.segment_length}")
+
+    @property
+    def segment_length(self) -> int:
+        """Samples per channel in each waveform (``n_samples`` without channel groups)."""
+        k = 1 if self.group_channels is None else self.group_channels.shape[1]
+        return self.n_samples // k
 
     @property
     def n_spikes(self) -> int:
@@ -94,9 +127,24 @@ class Spikes:
         return int(self.waveforms.shape[1])
 
     def scaled_waveforms(self) -> np.ndarray:
-        """Waveforms divided by their electrode's noise σ (dimensionless, float32)."""
-        sigma = np.maximum(self.noise_uv, 1e-6)[self.electrode]
-        return self.waveforms / sigma[:, None]
+        """Waveforms divided by their electrode's noise σ (dimensionless, float32).
+
+        With channel groups, each channel segment is divided by its own channel's σ
+        (padded or flat segments give 0)."""
+        if self.group_channels is None:
+            sigma = np.maximum(self.noise_uv, 1e-6)[self.electrode]
+            return self.waveforms / sigma[:, None]
+        seg = np.repeat(self.segment_noise_uv, self.segment_length, axis=1)[self.electrode]
+        return np.where(seg > 0, self.waveforms / np.maximum(seg, 1e-6), 0).astype(np.float32)
+
+    def peak_scaled(self) -> np.ndarray:
+        """Signed value at the aligned peak in noise σ, shape (n_spikes,); with channel groups, that
+        of the segment with the largest one."""
+        wf = self.scaled_waveforms()
+        if self.group_channels is None:
+            return wf[:, self.peak_index]
+        peaks = wf.reshape(self.n_spikes, -1, self.segment_length)[:, :, self.peak_index]
+        return peaks[np.arange(self.n_spikes), np.argmax(np.abs(peaks), axis=1)] if self.n_spikes else peaks[:, 0]
 
     def subset(self, mask_or_index) -> "Spikes":
         """The spikes selected by a boolean mask or index array (noise snippets kept)."""
@@ -106,7 +154,8 @@ class Spikes:
             waveforms=self.waveforms[sel], amplitude_uv=self.amplitude_uv[sel],
             noise_uv=self.noise_uv, fs=self.fs, peak_index=self.peak_index,
             channel_ids=self.channel_ids, noise_snippets=self.noise_snippets,
-            noise_electrode=self.noise_electrode,
+            noise_electrode=self.noise_electrode, group_channels=self.group_channels,
+            segment_noise_uv=self.segment_noise_uv,
         )
 
     def __repr__(self) -> str:
@@ -242,7 +291,8 @@ class Sorting:
         if missing:
             raise SpikevaeError(
                 f"{path}: missing array(s) {', '.join(missing)}; a sorting file needs sample_index, unit, fs "
-                "(and optionally electrode)"
+                "(and optionally electrode); `spikevae compare` also reads other names (spike_times, "
+                "spike_clusters ...), phy/Kilosort and SpikeInterface sortings"
             )
         n = z["sample_index"].shape[0]
         electrode = z["electrode"] if "electrode" in z.files else np.zeros(n, dtype=np.int64)

@@ -26,9 +26,12 @@ class InputConfig:
     header_bytes: int = param(0, "bytes to skip at the start of a raw binary file", low=0)
     stream: str = param("", "neo stream to read (default: the one with the highest sampling rate)")
     channels: list = param([], "channel ids to keep (default: all)")
+    groups: list = param([], "channel groups sorted as one (tetrodes, shanks): lists of channel ids or '1+2+3+4' "
+                             "strings, 'all' (one group) or 'probe' (the electrode map's groups); empty = each channel alone")
     segment: int = param(0, "segment (block between recording pauses) of a multi-segment file", low=0)
     gap_tolerance_ms: float = param(0.0, "Blackrock: split at timestamp gaps longer than this (0 = gaps are an error)", unit="ms", low=0)
     allow_truncated: bool = param(False, "Blackrock NSx: sort the readable part of a file cut short (else an error says how much is readable)")
+    map: str = param("", "electrode map: Blackrock .cmp or probeinterface .json; positions and labels of the electrodes")
 
 
 @dataclass

@@ -76,11 +76,37 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def input_identity(path) -> dict:
-    """What identifies an input file for caching: resolved path, size and modification time."""
-    p = Path(path).resolve()
-    st = p.stat()
-    return {"path": str(p), "size": st.st_size, "mtime": int(st.st_mtime)}
+def input_identity(source, data=None) -> dict:
+    """What identifies an input for caching, from its content (:mod:`spikevae.identity`).
+
+    Parameters
+    ----------
+    source : str, Path, Recording or Spikes
+        A file or folder path (hashed by content: size and sampled blocks), or an in-memory
+        Recording (metadata and sampled traces) or Spikes (all arrays).
+    data : Recording or Spikes, optional
+        What ``source`` (a path) opened as: a Recording's sampled traces are hashed too, so a
+        sibling file the reader depends on (an NSx 2.1's ``.nev`` scale) counts.
+
+    Returns
+    -------
+    dict
+        ``path`` (for display only: :func:`spikes_key` leaves it out, so a moved or copied
+        file reuses its results), ``file`` and/or ``recording``/``spikes`` content hashes.
+    """
+    from .identity import file_identity, recording_identity, spikes_identity
+
+    if isinstance(source, Spikes):
+        return {"path": "", "spikes": spikes_identity(source)}
+    if isinstance(source, Recording):
+        ident = {"path": source.source, "recording": recording_identity(source)}
+        try:  # a Recording read from a file: the file counts too (its samples are hashed all the same)
+            on_disk = bool(source.source) and Path(source.source).exists()
+        except OSError:  # a wrapper chain's description, too long to be a path
+            on_disk = False
+        return ident | ({"file": file_identity(source.source)} if on_disk else {})
+    ident = {"path": str(Path(source).resolve()), "file": file_identity(source)}
+    return ident | ({"recording": recording_identity(data)} if isinstance(data, Recording) else {})
 
 
 def feature_methods(config: PipelineConfig) -> list[str]:
@@ -95,7 +121,9 @@ def spikes_key(ident: dict, config: PipelineConfig) -> str:
     """Cache key of the detected spikes: the input's identity and the configuration that reads,
     filters and detects."""
     d = to_dict(config)
-    return config_hash({"input": ident, "in": d["input"], "pre": d["preprocess"], "det": d["detect"],
+    d["input"].pop("map", None)  # the electrode map places electrodes; it changes no spike
+    content = {k: v for k, v in ident.items() if k != "path"}  # a moved or copied input reuses its results
+    return config_hash({"input": content, "in": d["input"], "pre": d["preprocess"], "det": d["detect"],
                         "chunk": config.run.chunk_s, "seed": config.run.seed})
 
 
@@ -138,6 +166,12 @@ def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spi
 
     dead = find_dead_channels(rec)
     filtered = preprocess(rec, config.preprocess)
+    if config.input.groups:  # tetrodes / shanks: one event per group, concatenated waveforms
+        from .groups import detect_groups, resolve_groups
+
+        return detect_groups(filtered, config.detect, resolve_groups(config.input.groups, rec),
+                             chunk_s=config.run.chunk_s, progress=progress, skip_channels=dead,
+                             seed=config.run.seed, n_jobs=config.run.n_jobs)
     return detect_spikes(filtered, config.detect, chunk_s=config.run.chunk_s, progress=progress,
                          skip_channels=dead, seed=config.run.seed, n_jobs=config.run.n_jobs)
 
@@ -146,6 +180,9 @@ def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir
     from .features import make_extractor
     from .features.base import embed_noise_class
 
+    if spikes.group_channels is not None and method == "vae":
+        raise SpikevaeError("input.groups: VAE features do not support channel groups (concatenated waveforms); "
+                            "use --set features.method=pca (and no 'vae' in features.also)")
     ex = make_extractor(method, config.features, seed=config.run.seed)
     if method == "vae":
         # run.device, when set, wins; else the VAE's own features.vae.device (never silently ignored)
@@ -199,15 +236,14 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
 
     with timer.stage("read"):  # the input and --gt are checked before the output folder is made
         data = source if isinstance(source, (Recording, Spikes)) else open_input(source, config)
-        ident = (input_identity(source) if not isinstance(source, (Recording, Spikes))
-                 else {"object": repr(source)})
+        ident = input_identity(source, data)
         if isinstance(data, Recording):
             _validate_recording(data, config)
             rec_info = data.describe()
         else:
-            rec_info = {"source": str(source), "fs": data.fs, "n_channels": data.n_electrodes,
-                        "kind": "nev spikes", "n_spikes": data.n_spikes,
-                        "duration_s": float(data.sample_index.max() / data.fs) if data.n_spikes else 0.0}
+            from .io.nev import nev_recording_info
+
+            rec_info = nev_recording_info(data, source, config.input.map)
         rec_info["duration_s"] = float(rec_info.get("duration_s", 0.0))
         if gt is not None:  # read before the sort, so a wrong file stops the run at once
             gt = check_ground_truth(gt, rec_info)
@@ -285,8 +321,13 @@ def _validate_recording(rec: Recording, config: PipelineConfig) -> None:
                             "is this a continuous neural stream? choose one with --set input.stream=...")
 
 
-def units_table(sorting: Sorting, spikes: Spikes, duration_s: float) -> list[dict]:
-    """One row per unit: unit, electrode, spike count, firing rate (Hz), median amplitude (µV)."""
+def units_table(sorting: Sorting, spikes: Spikes, duration_s: float, positions_um=None) -> list[dict]:
+    """One row per unit: unit, electrode, channel id, electrode position x_um/y_um (µm; NaN
+    when ``positions_um``, (n_electrodes, 2), is not given), spike count, firing rate (Hz),
+    median amplitude (µV)."""
+    from .recording import electrode_positions
+
+    pos = electrode_positions(positions_um, spikes.n_electrodes)
     key = {(int(t), int(e)): i for i, (t, e) in enumerate(zip(spikes.sample_index, spikes.electrode))}
     rows = []
     for u, e in sorting.unit_electrode().items():
@@ -294,7 +335,8 @@ def units_table(sorting: Sorting, spikes: Spikes, duration_s: float) -> list[dic
         idx = [key.get((int(t), int(el))) for t, el in zip(sorting.sample_index[sel], sorting.electrode[sel])]
         idx = [i for i in idx if i is not None]
         amp = float(np.median(spikes.amplitude_uv[idx])) if idx else float("nan")
-        rows.append({"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]), "n_spikes": int(sel.sum()),
+        rows.append({"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]),
+                     "x_um": float(pos[e, 0]), "y_um": float(pos[e, 1]), "n_spikes": int(sel.sum()),
                      "firing_rate_hz": round(int(sel.sum()) / max(duration_s, 1e-9), 4), "amplitude_uv": round(amp, 2)})
     return rows
 
@@ -333,7 +375,8 @@ def write_outputs(result: RunResult, config: PipelineConfig) -> None:
     for method, s in result.sortings.items():
         s.save_npz(out / f"sorting_{method}.npz")
     result.sorting.save_npz(out / "sorting.npz")
-    write_csv(out / "units.csv", units_table(result.sorting, result.spikes, result.recording_info["duration_s"]))
+    write_csv(out / "units.csv", units_table(result.sorting, result.spikes, result.recording_info["duration_s"],
+                                            result.recording_info.get("positions_um")))
     cfg = to_dict(config)
     write_text(out / "config.json", json.dumps(cfg, indent=2))
     write_text(out / "config.toml", to_toml(cfg))
@@ -383,7 +426,9 @@ def _write_quality_and_report(result: RunResult, config: PipelineConfig) -> None
         log.warning("quality report skipped: %s", exc)
         return
     dur = result.recording_info["duration_s"]
-    result.metrics = {m: compute_metrics(result.spikes, s, config.quality, dur) for m, s in result.sortings.items()}
+    pos = result.recording_info.get("positions_um")
+    result.metrics = {m: compute_metrics(result.spikes, s, config.quality, dur, positions_um=pos)
+                      for m, s in result.sortings.items()}
     write_metrics(result.out_dir, result.metrics[result.main_method], preset=config.quality.preset)
     report_mod.write_run_report(result)
 

@@ -139,12 +139,15 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
         raise ValueError(f"embedding has {embedding.n_spikes} rows but there are {spikes.n_spikes} spikes")
     get_clusterer(config)  # fail early on an unknown method
     x = _features(embedding, config.n_features)
-    wf = spikes.scaled_waveforms()
+    wf, peak_index = spikes.scaled_waveforms(), spikes.peak_index
+    if spikes.group_channels is not None:  # channel groups: unit SNR from each spike's largest channel, no overlaps
+        wf, peak_index = spikes.peak_scaled()[:, None], 0
+        config = dataclasses.replace(config, overlap=dataclasses.replace(config.overlap, enabled=False))
     electrodes = np.unique(spikes.electrode)
     groups = [np.flatnonzero(spikes.electrode == e) for e in electrodes]
     white = _whiteners(spikes, config)
     noise = _noise_class(spikes, embedding, config, groups, electrodes)
-    jobs = [(x[g], wf[g], spikes.sample_index[g], spikes.peak_index, spikes.fs, config, (config.seed, int(e)),
+    jobs = [(x[g], wf[g], spikes.sample_index[g], peak_index, spikes.fs, config, (config.seed, int(e)),
              white.get(int(e)), *noise.get(int(e), (None, None))) for e, g in zip(electrodes, groups)]
     t0 = time.perf_counter()
     results = _run_jobs(jobs, config.n_jobs, progress)

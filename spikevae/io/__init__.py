@@ -6,9 +6,10 @@ Readers (the :data:`READERS` registry, chosen with ``input.format``):
 - ``neo``: any format neo recognises by extension; any neo rawio name (``intan``,
   ``BlackrockRawIO``, ``OpenEphysBinary`` ...) is also accepted as a format;
 - ``raw``: interleaved binary (:mod:`.binary`); ``hdf5``: the project layout (:mod:`.hdf5`);
-- ``mat``: MATLAB v5 traces, loaded whole (:mod:`.mat`; short benchmark files);
-- ``auto`` (default): by extension. A ``.nev`` file holds spikes, not traces: it is read
-  with :func:`read_nev` instead.
+- ``mat``: MATLAB traces (:mod:`.mat`): v5 loaded whole (short benchmark files), v7.3 (HDF5) lazily;
+- ``auto`` (default): by extension; a folder (Open Ephys, SpikeGLX, Neuralynx ...) with the
+  first neo folder reader that opens it (:func:`.neo.open_neo_folder`). A ``.nev`` file holds
+  spikes, not traces: it is read with :func:`read_nev` instead.
 
 Checks used by the later stages: :func:`validate_recording` (empty or too short),
 :func:`check_finite` (NaN/inf samples in a chunk, with channel and time) and
@@ -25,14 +26,18 @@ from ..errors import RecordingError
 from ..recording import ChannelSubset, Recording
 from .binary import BinaryRecording
 from .hdf5 import HDF5Recording, write_hdf5
-from .neo import NeoRecording, blackrock_recording
+from .neo import NeoRecording, blackrock_recording, open_neo_folder
 from .nev import describe_nev, read_nev
+from .probe import ElectrodeMap, apply_map, read_cmp, read_map, read_probeinterface
+from .spikeinterface import SpikeInterfaceRecording
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "READERS", "open_recording", "reader_for", "select_channels", "validate_recording", "check_finite", "find_dead_channels",
     "NeoRecording", "BinaryRecording", "HDF5Recording", "read_nev", "describe_nev", "write_hdf5",
+    "ElectrodeMap", "read_map", "read_cmp", "read_probeinterface", "apply_map",
+    "SpikeInterfaceRecording",
 ]
 
 NSX_EXTENSIONS = tuple(f".ns{i}" for i in range(1, 7))
@@ -88,6 +93,8 @@ def reader_for(path, fmt: str = "auto"):
 
     fmt = (fmt or "auto").strip()
     if fmt == "auto":
+        if Path(path).is_dir():  # Open Ephys, SpikeGLX, Neuralynx ... folders: the first neo reader that opens it
+            return lambda p, c: open_neo_folder(p, stream=c.stream, segment=c.segment)
         ext = Path(path).suffix.lower()
         by_ext = {**dict.fromkeys(NSX_EXTENSIONS, "blackrock"), ".nev": "nev",
                   **dict.fromkeys(RAW_EXTENSIONS, "raw"), **dict.fromkeys(HDF5_EXTENSIONS, "hdf5"),
@@ -117,13 +124,14 @@ def open_recording(path, config=None) -> Recording:
     Returns
     -------
     Recording
-        Restricted to ``config.channels`` (channel ids) when given.
+        Restricted to ``config.channels`` (channel ids) when given; electrode positions
+        and labels from ``config.map`` when given (:func:`spikevae.io.probe.apply_map`).
 
     Raises
     ------
     RecordingError
         Missing file, unknown format, a ``.nev`` file, or any reader error (each names
-        the file and the fix); unknown channel ids.
+        the file and the fix); unknown channel ids; a malformed map or channels it lacks.
     """
     from ..params import InputConfig
 
@@ -132,6 +140,8 @@ def open_recording(path, config=None) -> Recording:
     if not path.exists():
         raise RecordingError(f"{path}: file not found; check the path")
     rec = reader_for(path, config.format)(path, config)
+    if config.map:  # before channel selection: probeinterface wiring indexes the file's channels
+        rec = apply_map(rec, read_map(config.map), require=config.channels or None)
     if config.channels:
         rec = select_channels(rec, config.channels)
     log.info("opened %r", rec)

@@ -52,6 +52,64 @@ def rawio_class_for_path(path: Path) -> type | None:
     return found[0] if found else None
 
 
+def folder_extensions(folder: Path, max_files: int = 5000, max_depth: int = 5) -> set[str]:
+    """Lower-case extensions (no dot) of the files in ``folder`` and its subfolders (bounded walk)."""
+    import os
+
+    found, n, base = set(), 0, len(Path(folder).parts)
+    for root, dirs, files in os.walk(folder):
+        if len(Path(root).parts) - base >= max_depth:
+            dirs[:] = []
+        found.update(Path(f).suffix[1:].lower() for f in files if Path(f).suffix)
+        n += len(files)
+        if n >= max_files:
+            break
+    return found
+
+
+def folder_rawio_candidates(folder: Path) -> list[type]:
+    """neo's folder readers (``rawmode`` one-dir or multi-file) that claim files found in ``folder``,
+    those matching the most distinct extensions first (Open Ephys binary: oebin, dat, npy)."""
+    import neo.rawio
+
+    exts = folder_extensions(folder)
+    scored = [(len(exts & {e.lower() for e in c.extensions}), i, c) for i, c in enumerate(neo.rawio.rawiolist)
+              if getattr(c, "rawmode", "") in ("one-dir", "multi-file")]
+    return [c for k, _, c in sorted(scored, key=lambda s: (-s[0], s[1])) if k > 0]
+
+
+def open_neo_folder(folder, stream: str = "", segment: int = 0) -> "NeoRecording":
+    """A folder recording (Open Ephys, SpikeGLX, Neuralynx, TDT ...) with the first neo reader that opens it.
+
+    Raises
+    ------
+    RecordingError
+        One line naming the readers tried (with each one's reason) or, when no file in the
+        folder has an extension a neo folder reader knows, the folder readers to choose from.
+    """
+    import neo.rawio
+
+    folder = Path(folder)
+    tried = []
+    for cls in folder_rawio_candidates(folder):
+        try:
+            rec = NeoRecording(folder, cls, stream=stream, segment=segment)
+        except RecordingError as exc:
+            reason = str(exc).split(": ", 1)[-1].splitlines()[0].split("; check that")[0]
+            tried.append(f"{cls.__name__} ({reason[:160]})")
+            continue
+        log.info("%s: read as %s", folder, cls.__name__)
+        return rec
+    names = sorted(c.__name__.removesuffix("RawIO") for c in neo.rawio.rawiolist
+                   if getattr(c, "rawmode", "") in ("one-dir", "multi-file"))
+    if tried:
+        raise RecordingError(f"{folder}: no neo folder reader opens this folder; tried {'; '.join(tried)}. "
+                             "Pass --format NAME, or point at the recording's file")
+    raise RecordingError(f"{folder}: no file here that a neo folder reader knows (found "
+                         f"{', '.join(sorted(folder_extensions(folder))) or 'no files'}); pass a file, or "
+                         f"--format with one of {', '.join(names)}, raw or hdf5")
+
+
 def _uv_factor(units: str) -> float | None:
     """µV per unit of ``units`` (None when the unit is not a voltage)."""
     return UNIT_TO_UV.get(str(units).strip().lower())
