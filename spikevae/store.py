@@ -387,7 +387,8 @@ class RunStore:
     # -- typed stage I/O -----------------------------------------------------------
     def save_spikes(self, spikes: Spikes, config: dict, hash_: str) -> None:
         arrays = {k: getattr(spikes, k) for k in ("sample_index", "electrode", "waveforms", "amplitude_uv",
-                                                  "noise_uv", "channel_ids", "noise_snippets", "noise_electrode")}
+                                                  "noise_uv", "channel_ids", "noise_snippets", "noise_electrode",
+                                                  "group_channels", "segment_noise_uv")}
         self.write_group("spikes", arrays, {"fs": spikes.fs, "peak_index": spikes.peak_index, "config": config}, hash_)
 
     def load_spikes(self) -> Spikes:

@@ -290,6 +290,9 @@ def export_phy(run_dir, phy_dir, *, method: str | None = None, copy_traces: bool
         have = ", ".join(info["sortings"]) or "none"
         raise SpikevaeError(f"{run_dir}: the run has no '{method}' sorting (it has: {have}); pass --method")
     spikes, sorting = store.load_spikes(run_dir), store.load_sorting(run_dir, method)
+    if spikes.group_channels is not None:  # phy's templates are per channel; these waveforms are concatenated
+        raise SpikevaeError(f"{run_dir}: the run sorted channel groups (input.groups); the phy export does not "
+                            "support them yet: export to NWB (--nwb), or rerun without input.groups")
     emb_method = method if method in info["embeddings"] else main
     features = store.load_embedding(run_dir, emb_method).features
     layout = plan_layout(sorting, spikes)
