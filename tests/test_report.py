@@ -129,7 +129,8 @@ def test_report_command_regenerates_from_run_folder(run, tmp_path, capsys):
     assert "<h3>vae</h3>" in text and "preset <b>allen</b>" in text
     doc = json.loads((out / "metrics.json").read_text())
     assert doc["preset"]["name"] == "allen" and len(doc["units"]) == N_EL  # vae merged pairs: one unit each
-    assert (out / "units.csv").read_text().startswith("unit,electrode,channel_id,n_spikes")
+    header = (out / "units.csv").read_text().splitlines()[0].split(",")
+    assert header[:3] == ["unit", "electrode", "channel_id"] and "n_spikes" in header
 
 
 def test_report_command_errors_are_one_line(tmp_path, capsys):
@@ -177,6 +178,12 @@ def test_report_renders_in_headless_chromium(report_path, tmp_path):
 
     im = np.asarray(Image.open(shot).convert("L"))
     assert im.shape == (2400, 1400) and im.std() > 20  # a page with content, not a blank
+    # ?good=1 ticks the good-unit filter: its script hides every not-good row (and no good one).
+    dom = _chrome(["--virtual-time-budget=5000", "--dump-dom", f"{path.as_uri()}?good=1"], tmp_path).stdout
+    assert 'data-ready="1"' in dom and '<body class="good-only"' in dom
+    bad, good = re.findall(r'<tr class="bad"([^>]*)>', dom), re.findall(r'<tr class="good"([^>]*)>', dom)
+    assert len(bad) >= N_EL and all('style="display: none;"' in a for a in bad)
+    assert good and not any("display" in a for a in good)
 
 
 # --- real Blackrock spikes ------------------------------------------------------------------
@@ -206,7 +213,7 @@ def test_report_of_real_utah_nev_spikes(shared_data, tmp_path):
     path = write_report(tmp_path / "report.html", ctx)
     elapsed = time.perf_counter() - t0
     text = path.read_text()
-    assert len(_data_images(text)) == 96 + 1 and text.count('<section class="el"') == 96
+    assert len(_data_images(text)) == 96 + 1 and text.count('<section class="el') == 96
     assert path.stat().st_size < 15e6 and elapsed < 60
 
 
@@ -215,8 +222,12 @@ def test_report_of_a_sorting_without_units(run):
     s = sortings["pca"]
     empty = Sorting(s.sample_index, s.electrode, np.full(s.unit.shape, -1), s.fs)
     text = render(ReportContext(spikes=spikes, sortings={"pca": empty}))
-    assert text.count("No units: every spike of this electrode is unsorted.") == N_EL
-    assert len(_data_images(text)) == N_EL + 1
+    # No electrode has a unit: no electrode section, one line naming them all (collapsed), the overview only.
+    assert text.count('<section class="el') == 0 and len(_data_images(text)) == 1
+    line = re.search(r'<p id="no-units">(.*?)</p>', text).group(1)
+    n_spikes = [int((s.electrode == e).sum()) for e in range(N_EL)]
+    assert line == (f"Electrodes without pca units ({N_EL + 1}): no spikes: {spikes.channel_ids[N_EL]}; only unsorted "
+                    "spikes: " + ", ".join(f"{spikes.channel_ids[e]} ({n_spikes[e]} spikes)" for e in range(N_EL)))
 
 
 def test_parallel_figures_give_the_same_page(run):
@@ -225,3 +236,100 @@ def test_parallel_figures_give_the_same_page(run):
     serial = render(ReportContext(**ctx, n_jobs=1))
     assert render(ReportContext(**ctx, n_jobs=2)) == serial
     assert ReportContext(**ctx, config={"run": {"n_jobs": 3}}).jobs == 3
+
+
+# --- what a curator looks at (issue 11) -------------------------------------------------------
+
+def _brute_correlogram(t1, t2, fs, window_ms, bin_ms, auto):
+    from spikevae.report.correlograms import bin_edges_ms
+
+    d = (np.asarray(t2, float)[None, :] - np.asarray(t1, float)[:, None]) * 1000 / fs
+    if auto:
+        d = d[~np.eye(len(t1), dtype=bool)]
+    edges = bin_edges_ms(window_ms, bin_ms)
+    return np.array([np.sum((d >= lo) & (d < hi)) for lo, hi in zip(edges[:-1], edges[1:])])
+
+
+def test_correlograms_match_a_brute_force_count(monkeypatch):
+    from spikevae.report import correlograms as cg
+
+    # Hand-built train at 1 kHz (1 sample = 1 ms): 0, 3, 4, 60: auto pairs at ±1, ±3, ±4, ±56 (out of window).
+    t = np.array([0, 3, 4, 60])
+    acg = cg.correlogram(t, t, 1000.0, window_ms=10, bin_ms=1, auto=True)
+    edges = cg.bin_edges_ms(10, 1)
+    assert acg.shape == (20,) and acg.sum() == 6
+    assert {float(edges[k]): int(c) for k, c in enumerate(acg) if c} == {-4: 1, -3: 1, -1: 1, 1: 1, 3: 1, 4: 1}
+    ccg = cg.correlogram(t, np.array([5, 100]), 1000.0, window_ms=10, bin_ms=1)
+    assert {float(edges[k]): int(c) for k, c in enumerate(ccg) if c} == {1: 1, 2: 1, 5: 1}  # 5-4, 5-3, 5-0
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 30000 * 4, 700), rng.integers(0, 30000 * 4, 400)
+    monkeypatch.setattr(cg, "MAX_PAIRS", 50)  # many small chunks: the same counts
+    for x, y, auto in ((a, a, True), (a, b, False), (b, a, False)):
+        got = cg.correlogram(x, y, 30000.0, auto=auto)
+        assert got.shape == (100,) and got.sum() > 0
+        assert np.array_equal(got, _brute_correlogram(np.sort(x), np.sort(y), 30000.0, 50, 1, auto))
+    assert cg.correlogram(np.array([], int), b, 30000.0).sum() == 0
+
+
+def test_physical_grid_cells_of_a_utah_map():
+    from spikevae.recording import utah_positions
+    from spikevae.report.layout import grid_cells
+
+    pos = utah_positions()  # row by row from y = 0, corners dropped: 96 sites
+    perm = np.random.default_rng(0).permutation(96)
+    cells, physical = grid_cells(pos[perm].tolist(), 96)
+    assert physical and cells.shape == (96, 2)
+    expected = np.stack([9 - pos[perm, 1] / 400, pos[perm, 0] / 400], axis=1)  # largest y on the top row
+    assert np.array_equal(cells, expected)
+    assert {tuple(c) for c in cells}.isdisjoint({(0, 0), (0, 9), (9, 0), (9, 9)})
+    # Fallbacks to channel order: no positions, NaN, two electrodes on one site, off-grid.
+    for bad in (None, [[np.nan, 0]] * 96, np.zeros((96, 2)), np.c_[np.arange(96) ** 1.5, np.zeros(96)]):
+        cells, physical = grid_cells(bad, 96)
+        assert not physical and tuple(cells[13]) == (1, 3)
+
+
+def test_report_collapses_electrodes_without_units_and_places_the_grid(run):
+    spikes, sortings, emb = run
+    s = sortings["pca"]
+    unit = np.where(s.electrode == 1, -1, s.unit)  # electrode 1 keeps its spikes but loses its units
+    ctx = _context(run, sortings={"pca": Sorting(s.sample_index, s.electrode, unit, s.fs)},
+                   embeddings={"pca": emb["pca"]}, gt_scores=None, history=None,
+                   recording_info={"duration_s": 90.0, "positions_um": [[0, 400], [400, 400], [0, 0], [400, 0]]},
+                   config={"detect": {"threshold": 4.0}})
+    text = render(ctx)
+    assert re.findall(r'<section class="el[^"]*" id="el-(\d+)"', text) == ["0", "2"]  # panels = electrodes with units
+    assert len(_data_images(text)) == 2 + 1
+    n1 = int((spikes.electrode == 1).sum())
+    assert re.search(r'<p id="no-units">(.*?)</p>', text).group(1) == (
+        f"Electrodes without pca units (2): no spikes: {spikes.channel_ids[3]}; "
+        f"only unsorted spikes: {spikes.channel_ids[1]} ({n1} spikes)")
+    # The overview grid in the array's layout: y up, x to the right.
+    found = re.findall(r'style="grid-row:(\d+);grid-column:(\d+)" data-e="(\d)"', text)
+    at = {e: (int(r), int(c)) for r, c, e in found}
+    assert at == {"0": (1, 1), "1": (1, 2), "2": (2, 1), "3": (2, 2)} and "places on the array" in text
+    assert 'id="good-only"' in text and "function goodOnly" in text
+    from spikevae.report.build import detection_threshold_uv
+
+    assert detection_threshold_uv(ctx, 0) == pytest.approx(4.0 * spikes.noise_uv[0])
+    assert detection_threshold_uv(_context(run, config={}), 0) is None
+    assert "in channel order" in render(_context(run, gt_scores=None, history=None, embeddings={}))
+
+
+def test_report_command_method_picks_the_curated_sorting(run, tmp_path, capsys):
+    from spikevae.cli import main
+    from spikevae.store import RunStore
+
+    out = tmp_path / "out"
+    _make_run_folder(run, out)
+    s = run[1]["pca"]
+    RunStore(out).save_sorting(Sorting(s.sample_index, s.electrode, np.where(s.unit % 2 == 1, -1, s.unit), s.fs),
+                               "curated", {}, "s-curated")
+    main(["report", str(out), "--method", "curated"])
+    assert capsys.readouterr().out.startswith(f"curated: {N_EL} units")
+    text = (out / "report.html").read_text()
+    assert "<h3>curated</h3>" in text and "<summary>vae units</summary>" in text
+    with pytest.raises(SystemExit) as exc:
+        main(["report", str(out), "--method", "kilosort"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 1 and err.count("\n") == 1
+    assert "no sorting 'kilosort'" in err and "curated, pca, vae" in err

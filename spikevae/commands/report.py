@@ -1,4 +1,4 @@
-"""``spikevae report OUT [--gt GT.npz]``: regenerate a run's quality tables and HTML report."""
+"""``spikevae report OUT [--gt GT.npz] [--method curated]``: regenerate a run's quality tables and HTML report."""
 from __future__ import annotations
 
 import time
@@ -15,7 +15,9 @@ import click
               help="report file (default: OUT/report.html)")
 @click.option("--preset", type=click.Choice(["spikevae", "allen", "ibl"]), default=None,
               help="good-label rules (default: the run's quality.preset)")
-def report(out_dir, gt, output, preset):
+@click.option("--method", default=None,
+              help="sorting shown first and written to units.csv, e.g. curated (default: the run's features.method)")
+def report(out_dir, gt, output, preset, method):
     """Recompute the quality metrics of the run in OUT (units.csv, metrics.json) and write its HTML report."""
     from ..objects import Sorting
     from ..quality import write_metrics
@@ -24,7 +26,7 @@ def report(out_dir, gt, output, preset):
 
     t0 = time.perf_counter()
     gt_sorting = Sorting.load_npz(gt) if gt else None
-    ctx = context_from_run(out_dir, gt_sorting)
+    ctx = context_from_run(out_dir, gt_sorting, method)
     if preset:
         ctx.config.setdefault("quality", {})["preset"] = preset
     ctx.metrics = ensure_metrics(ctx)

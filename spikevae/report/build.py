@@ -7,9 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import correlograms as cg
 from . import figures as fg
 from . import html as hp
 from .context import ReportContext, context_from_result, spike_labels
+from .layout import grid_cells
 
 log = logging.getLogger(__name__)
 
@@ -55,29 +57,52 @@ def _colour_index(lab: np.ndarray, units: list[int]) -> np.ndarray:
     return ci
 
 
+def detection_threshold_uv(ctx: ReportContext, e: int) -> float | None:
+    """Detection threshold of electrode ``e`` in µV (``detect.threshold`` × its noise), None when unknown."""
+    det = ctx.config.get("detect") if isinstance(ctx.config, dict) else None
+    thr = det.get("threshold") if isinstance(det, dict) else None
+    noise = float(ctx.spikes.noise_uv[e])
+    return float(thr) * noise if thr and np.isfinite(noise) and noise > 0 else None
+
+
+def lookalike_pairs(means: list[np.ndarray], max_pairs: int) -> list[tuple[int, int]]:
+    """Pairs (a, b), a < b, of units ordered by the distance of their mean waveforms (closest first)."""
+    pairs = [(float(np.linalg.norm(means[a] - means[b])), a, b)
+             for a in range(len(means)) for b in range(a + 1, len(means))]
+    return [(a, b) for _, a, b in sorted(pairs)[:max_pairs]]
+
+
 def electrode_inputs(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[dict], labels: dict, metrics: dict,
-                     unit_times: dict, rng: np.random.Generator, t_ms: np.ndarray, refractory_ms: float):
+                     unit_times: dict, rng: np.random.Generator, t_ms: np.ndarray, refractory_ms: float,
+                     max_unit_panels: int = 6):
     """Arguments of :func:`figures.electrode` for electrode ``e``, and its overview panel (unit means)."""
     sp, main = ctx.spikes, ctx.main_method
     lab = labels[main][idx]
-    unit_waves = []
+    units = []
     for r in rows:
         mine = idx[lab == r["unit"]]
         pick = rng.choice(mine, ctx.max_waveforms, replace=False) if mine.size > ctx.max_waveforms else mine
-        unit_waves.append((r["unit"], sp.waveforms[np.sort(pick)], bool(r["good"])))
+        t = unit_times.get(r["unit"], np.zeros(0, np.int64))
+        units.append({"unit": r["unit"], "good": bool(r["good"]), "waves": sp.waveforms[np.sort(pick)],
+                      "acg": cg.correlogram(t, t, sp.fs, auto=True), "amps": np.abs(sp.amplitude_uv[mine]),
+                      "amplitude_cutoff": r.get("amplitude_cutoff"), "n_spikes": r.get("n_spikes", t.size)})
+    shown = [u for u in units[:max_unit_panels] if len(u["waves"])]
+    pairs = lookalike_pairs([u["waves"].mean(axis=0) for u in shown], max_unit_panels)
+    ccgs = [(shown[a]["unit"], shown[b]["unit"],
+             cg.correlogram(unit_times[shown[a]["unit"]], unit_times[shown[b]["unit"]], sp.fs)) for a, b in pairs]
     sub = np.sort(rng.choice(idx, ctx.max_points, replace=False)) if idx.size > ctx.max_points else idx
     scatters = []
     for m in ctx.methods:
         if m in ctx.embeddings:
             units_m = sorted(r["unit"] for r in metrics[m] if r["electrode"] == e)
             scatters.append((m, ctx.embeddings[m].features[sub], _colour_index(labels[m][sub], units_m)))
-    isi = [(k, np.diff(unit_times[r["unit"]]) / sp.fs * 1000) for k, r in enumerate(rows)]
     ci_main = _colour_index(labels[main][sub], [r["unit"] for r in rows])
     amp_time = (sp.sample_index[sub] / sp.fs, sp.amplitude_uv[sub], ci_main)
     label = str(sp.channel_ids[e])
-    panel = {"label": label, "means": [w.mean(axis=0) for _, w, _ in unit_waves if len(w)],
-             "good": [g for _, w, g in unit_waves if len(w)]}
-    return (label, unit_waves, t_ms, scatters, isi, amp_time, refractory_ms), panel
+    panel = {"label": label, "means": [u["waves"].mean(axis=0) for u in units if len(u["waves"])],
+             "good": [u["good"] for u in units if len(u["waves"])]}
+    return (label, units, t_ms, ccgs, cg.bin_edges_ms(), scatters, amp_time, refractory_ms,
+            detection_threshold_uv(ctx, e), max_unit_panels), panel
 
 
 def electrode_html(ctx: ReportContext, e: int, n_spikes: int, rows: list[dict], metrics: dict, png: bytes) -> str:
@@ -88,11 +113,32 @@ def electrode_html(ctx: ReportContext, e: int, n_spikes: int, rows: list[dict], 
                        for m in ctx.methods if m != main)
     table = "<table><tr>" + "".join(f"<th>{c}</th>" for c in ELECTRODE_COLUMNS) + "</tr>" + "".join(
         f'<tr class="{"good" if r["good"] else "bad"}">' + "".join(
-            f'<td{" class=g" if c == "good" else ""}>{hp.fmt(r[c])}</td>' for c in ELECTRODE_COLUMNS) + "</tr>"
-        for r in rows) + "</table>" if rows else "<p>No units: every spike of this electrode is unsorted.</p>"
-    return (f'<section class="el" id="el-{e}"><h3>Electrode {hp.esc(label)}: {n_spikes} spikes, '
+            f'<td{_cell_class(c, k)}>{hp.fmt(r[c])}</td>' for c in ELECTRODE_COLUMNS) + "</tr>"
+        for k, r in enumerate(rows)) + "</table>"
+    cls = "el" if any(r["good"] for r in rows) else "el no-good"
+    return (f'<section class="{cls}" id="el-{e}"><h3>Electrode {hp.esc(label)}: {n_spikes} spikes, '
             f'{len(rows)} {hp.esc(main)} units</h3>{hp.img(png, f"electrode {label}")}{table}'
             + (f"<p>{hp.esc(others)}</p>" if others else "") + "</section>")
+
+
+def _cell_class(column: str, k: int) -> str:
+    """The good cell's class; the unit cell carries the colour of the unit in the figure."""
+    if column == "good":
+        return " class=g"
+    return f' style="border-left:4px solid {fg.colour(k)}"' if column == "unit" else ""
+
+
+def collapsed_electrodes_html(ctx: ReportContext, groups: dict, with_units: set) -> str:
+    """One line naming the electrodes without units (no spikes, or only unsorted spikes)."""
+    ids = ctx.spikes.channel_ids
+    silent = [str(ids[e]) for e in range(ctx.spikes.n_electrodes) if e not in groups]
+    unsorted = [f"{ids[e]} ({groups[e].size} spikes)" for e in sorted(groups) if e not in with_units]
+    if not silent and not unsorted:
+        return ""
+    parts = ([f"no spikes: {', '.join(silent)}"] if silent else []) + (
+        [f"only unsorted spikes: {', '.join(unsorted)}"] if unsorted else [])
+    return (f'<p id="no-units">Electrodes without {hp.esc(ctx.main_method)} units '
+            f'({len(silent) + len(unsorted)}): {hp.esc("; ".join(parts))}</p>')
 
 
 def _electrode_png(args: tuple) -> bytes:
@@ -103,11 +149,11 @@ def render_electrode_figures(inputs: list[tuple], n_jobs: int = 1) -> list[bytes
     """PNG of each electrode figure, in worker processes when ``n_jobs`` > 1 (same bytes either way)."""
     if n_jobs <= 1 or len(inputs) < 2:
         return [_electrode_png(a) for a in inputs]
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from ..execution.pool import worker_pool
 
-    # "spawn": forking a process that already runs torch or BLAS threads can deadlock.
-    with ProcessPoolExecutor(max_workers=n_jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # "spawn": forking a process that already runs torch or BLAS threads can deadlock; the pool's
+    # workers die with this process (a killed run leaves none behind).
+    with worker_pool(n_jobs, spawn=True) as pool:
         return list(pool.map(_electrode_png, inputs, chunksize=max(1, len(inputs) // (4 * n_jobs))))
 
 
@@ -128,7 +174,7 @@ def render(ctx: ReportContext) -> str:
     inputs, panels, nav = [], [], {}
     for e in range(sp.n_electrodes):
         rows = rows_by_el.get(e, [])
-        if e not in groups:
+        if e not in groups or not rows:
             panels.append({"label": str(sp.channel_ids[e]), "means": [], "good": []})
             continue
         args, panel = electrode_inputs(ctx, e, groups[e], rows, labels, metrics, unit_times, rng, t_ms,
@@ -136,15 +182,25 @@ def render(ctx: ReportContext) -> str:
         inputs.append(args)
         panels.append(panel)
         nav[e] = {"n_units": len(rows), "n_good": sum(r["good"] for r in rows)}
+    t0 = time.perf_counter()
     pngs = render_electrode_figures(inputs, ctx.jobs)
-    sections = [electrode_html(ctx, e, groups[e].size, rows_by_el.get(e, []), metrics, png)
+    log.debug("report: %d electrode figures in %.1f s (%d jobs)", len(pngs), time.perf_counter() - t0, ctx.jobs)
+    sections = [electrode_html(ctx, e, groups[e].size, rows_by_el[e], metrics, png)
                 for e, png in zip(sorted(nav), pngs)]
+    cells, physical = grid_cells(ctx.recording_info.get("positions_um"), sp.n_electrodes)
+    return hp.page(ctx.title, "\n".join(_head(ctx, metrics, qcfg) + [
+        hp.overview_section(ctx, nav, cells, physical, fg.overview(panels, t_ms, cells)),
+        collapsed_electrodes_html(ctx, groups, set(nav))] + sections))
+
+
+def _head(ctx: ReportContext, metrics: dict, qcfg) -> list[str]:
+    """Title, links, summary, comparison, training curves and the units tables."""
     from ..quality import describe_preset
 
     body = [f"<h1>{hp.esc(ctx.title)}</h1>",
             "<p><a href='#summary'>summary</a> · <a href='#comparison'>methods</a> · "
             + ("<a href='#training'>VAE training</a> · " if ctx.history else "")
-            + "<a href='#units'>units</a> · <a href='#overview'>electrodes</a></p>",
+            + "<a href='#units'>units</a> · <a href='#overview'>electrodes</a> · " + hp.GOOD_FILTER + "</p>",
             hp.summary_section(ctx, metrics), hp.comparison_section(ctx, metrics)]
     if ctx.history:
         body.append("<h2 id='training'>VAE training</h2>" + hp.img(fg.training_curves(ctx.history), "VAE training curves"))
@@ -152,13 +208,9 @@ def render(ctx: ReportContext) -> str:
                 f"(preset <b>{hp.esc(qcfg.preset)}</b>). Click a column header to sort; hover a 'no' for the rules a unit fails.</p>")
     for m in ctx.methods:
         tbl = hp.units_table(metrics[m], f"units-{m}", qcfg.preset)
-        body.append(f"<h3>{hp.esc(m)}</h3>{tbl}" if m == main else
+        body.append(f"<h3>{hp.esc(m)}</h3>{tbl}" if m == ctx.main_method else
                     f"<details><summary>{hp.esc(m)} units</summary>{tbl}</details>")
-    body.append("<h2 id='overview'>Electrodes</h2><p>Mean waveform of each unit (dashed: not good); "
-                "the grid links to each electrode.</p>" + hp.overview_nav(ctx, nav)
-                + hp.img(fg.overview(panels, t_ms), "overview of all electrodes"))
-    body += sections
-    return hp.page(ctx.title, "\n".join(body))
+    return body
 
 
 def write_report(path, context: ReportContext) -> Path:

@@ -117,18 +117,19 @@ def _read_json(path: Path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def context_from_run(out_dir, gt: Sorting | None = None) -> ReportContext:
+def context_from_run(out_dir, gt: Sorting | None = None, main_method: str | None = None) -> ReportContext:
     """Build a ReportContext from a run folder written by ``spikevae run``.
 
     Reads the run store (spikes, every sorting and embedding, recording info, configuration,
     timings), ``vae_model/history.json`` when present, and scores the sortings against
     ``gt`` (or reads ``scores.json`` when no ``gt`` is given). Metrics are left to
-    :func:`~spikevae.report.write_report`.
+    :func:`~spikevae.report.write_report`. ``main_method`` picks the sorting shown first
+    (e.g. ``"curated"``, a sorting imported from phy); default: the run's ``features.method``.
 
     Raises
     ------
     SpikevaeError
-        When ``out_dir`` holds no run.
+        When ``out_dir`` holds no run, or no sorting named ``main_method``.
     """
     from .. import store
 
@@ -140,7 +141,10 @@ def context_from_run(out_dir, gt: Sorting | None = None) -> ReportContext:
     if not methods:
         raise SpikevaeError(f"{out}: the run has no sorting yet; finish it with 'spikevae run' first")
     cfg = _as_dict(info.get("config"))
-    main = cfg.get("features", {}).get("method")
+    main = main_method or cfg.get("features", {}).get("method")
+    if main_method and main_method not in methods:
+        raise SpikevaeError(f"{out}: no sorting '{main_method}' in the run store (it has {', '.join(methods)}); "
+                            "pass one of those to --method")
     sortings = {m: store.load_sorting(out, m) for m in methods}
     embeddings = {}
     for g in info.get("embeddings", []):

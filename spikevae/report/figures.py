@@ -1,8 +1,9 @@
 """Figures of the HTML report, drawn with matplotlib's object API (no pyplot state) as small PNGs.
 
-Every function returns PNG bytes. Figures are drawn at low dpi and quantised to a 64-colour
-palette, so a 96-electrode report stays a few megabytes (the size is measured in
-``tests/test_report.py`` and the note of issue 4).
+Every function returns PNG bytes. The electrode figures and the array overview are drawn at
+print resolution (``ELECTRODE_DPI``, ``OVERVIEW_DPI``), the rest at screen resolution, all
+quantised to a 64-colour palette so a 96-electrode report stays a few megabytes (the size is
+measured in ``tests/test_report.py``).
 """
 from __future__ import annotations
 
@@ -15,18 +16,21 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf")
 UNSORTED = "#c8c8c8"
 DPI = 72
+#: Resolution of the electrode figures and the array overview (print quality, still palette-quantised).
+ELECTRODE_DPI = 120
+OVERVIEW_DPI = 120
 
 
 def colour(k: int) -> str:
     return PALETTE[k % len(PALETTE)]
 
 
-def new_figure(width_in: float, height_in: float):
-    """A matplotlib Figure with an Agg canvas, independent of pyplot."""
+def new_figure(width_in: float, height_in: float, layout: str | None = None):
+    """A matplotlib Figure with an Agg canvas, independent of pyplot (``layout``: e.g. "constrained")."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width_in, height_in), dpi=DPI)
+    fig = Figure(figsize=(width_in, height_in), dpi=DPI, layout=layout)
     FigureCanvasAgg(fig)
     return fig
 
@@ -48,7 +52,8 @@ def to_png(fig, dpi: int = DPI, colours: int = 64) -> bytes:
 def _style(ax, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
     from matplotlib.ticker import MaxNLocator
 
-    ax.set_title(title, fontsize=9)
+    # A fixed title position skips matplotlib's search of the tick labels at every draw.
+    ax.set_title(title, fontsize=8.5, y=1.0, pad=3)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
@@ -59,95 +64,154 @@ def _style(ax, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
         ax.spines[side].set_visible(False)
 
 
-def waveform_band(ax, waves: np.ndarray, t_ms: np.ndarray, col: str) -> None:
-    """Mean ± sd of ``waves`` (n, n_samples) µV against ``t_ms``."""
-    m, s = waves.mean(axis=0), waves.std(axis=0)
-    ax.fill_between(t_ms, m - s, m + s, color=col, alpha=0.25, linewidth=0)
-    ax.plot(t_ms, m, color=col, linewidth=1.5)
-
-
-def overview(panels: list[dict], t_ms: np.ndarray, n_cols: int = 10) -> bytes:
-    """Grid of every electrode: the mean waveform of each unit (dashed: not good).
+def overview(panels: list[dict], t_ms: np.ndarray, cells: np.ndarray | None = None, n_cols: int = 10) -> bytes:
+    """Every electrode at its place on the array: the mean waveform of each unit (dashed: not good).
 
     Parameters
     ----------
     panels : list of dict
-        One per electrode, in grid order: ``label`` (str), ``means`` (list of (n_samples,) µV
+        One per electrode: ``label`` (channel id, str), ``means`` (list of (n_samples,) µV
         arrays, one per unit), ``good`` (list of bool).
     t_ms : ndarray of shape (n_samples,)
+    cells : ndarray of shape (len(panels), 2), int, optional
+        (row, column) of each panel (see :func:`spikevae.report.layout.grid_cells`);
+        default: channel order, ``n_cols`` per row.
     """
-    n_rows = max(1, int(np.ceil(len(panels) / n_cols)))
-    fig = new_figure(1.4 * n_cols, 1.05 * n_rows + 0.2)
-    axes = fig.subplots(n_rows, n_cols, squeeze=False, sharex=True)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for k, p in enumerate(panels):
-        ax = axes.ravel()[k]
-        ax.set_title(p["label"], fontsize=7, pad=1)
+    if cells is None:
+        i = np.arange(len(panels))
+        cells = np.stack([i // n_cols, i % n_cols], axis=1)
+    n_rows, n_cols = (int(cells[:, 0].max()) + 1, int(cells[:, 1].max()) + 1) if len(panels) else (1, 1)
+    fig = new_figure(1.25 * n_cols, 1.0 * n_rows + 0.1)
+    gs = fig.add_gridspec(n_rows, n_cols, left=0.01, right=0.99, bottom=0.01, top=1 - 0.2 / (1.0 * n_rows + 0.1),
+                          wspace=0.06, hspace=0.4)
+    for p, (r, c) in zip(panels, cells):
+        ax = fig.add_subplot(gs[int(r), int(c)])
+        ax.set_xticks([]), ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_color("#ccc")
+        ax.set_title(p["label"], fontsize=7, pad=1, y=1.0)
         for j, (m, g) in enumerate(zip(p["means"], p["good"])):
-            ax.plot(t_ms, m, color=colour(j), linewidth=1.2, linestyle="-" if g else "--")
+            ax.plot(t_ms, m, color=colour(j), linewidth=1.1, linestyle="-" if g else "--")
         if not p["means"]:
             ax.text(0.5, 0.5, "no units", fontsize=6, ha="center", va="center", color="#999", transform=ax.transAxes)
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=1 - 0.25 / (1.05 * n_rows + 0.2), wspace=0.05,
-                        hspace=0.35)
-    return to_png(fig)
+    return to_png(fig, dpi=OVERVIEW_DPI)
 
 
-def electrode(e_label: str, unit_waves: list[tuple[int, np.ndarray, bool]], t_ms: np.ndarray,
-              scatters: list[tuple[str, np.ndarray, np.ndarray]], isi_ms: list[tuple[int, np.ndarray]],
+def _waveforms(ax, waves: np.ndarray, t_ms: np.ndarray, col: str, n_traces: int) -> None:
+    """Up to ``n_traces`` individual spikes (thin, transparent) behind the mean of ``waves`` (m, n_samples) µV."""
+    from matplotlib.collections import LineCollection
+
+    if len(waves) > 0:
+        few = waves[:: max(1, int(np.ceil(len(waves) / n_traces)))]
+        segs = np.stack([np.broadcast_to(t_ms, few.shape), few], axis=-1)
+        ax.add_collection(LineCollection(segs, colors=col, linewidths=0.4, alpha=0.12))
+        ax.plot(t_ms, waves.mean(axis=0), color="black", linewidth=1.6)
+        ax.plot(t_ms, waves.mean(axis=0), color=col, linewidth=1.0)
+
+
+def _correlogram(ax, counts: np.ndarray, edges: np.ndarray, col: str, refractory_ms: float) -> None:
+    ax.stairs(counts, edges, fill=True, color=col, alpha=0.8, linewidth=0)
+    ax.axvspan(-refractory_ms, refractory_ms, color="#d62728", alpha=0.15, linewidth=0)
+    ax.set_xlim(edges[0], edges[-1])
+
+
+def _amplitudes(ax, amps: np.ndarray, col: str, threshold_uv: float | None) -> None:
+    """Histogram of |amplitude| (µV) of one unit's spikes, detection threshold dashed."""
+    lo = 0.8 * min(float(amps.min(initial=np.inf)), threshold_uv or np.inf, 1e9)
+    hi = max(float(amps.max(initial=0.0)), threshold_uv or 0.0) * 1.05 + 1e-6
+    ax.hist(amps, bins=np.linspace(min(lo, hi - 1e-6), hi, 41), color=col, alpha=0.8, histtype="stepfilled",
+            linewidth=0)
+    if threshold_uv:
+        ax.axvline(threshold_uv, color="#333", linestyle="--", linewidth=0.9)
+
+
+def _unit_column(fig, gs, k: int, u: dict, t_ms, edges_ms, refractory_ms, threshold_uv, n_traces, ref):
+    """Column ``k`` of an electrode figure: the unit's waveforms, auto-correlogram, amplitudes.
+
+    Returns the waveform axes every other unit's waveforms share their y-scale with (``ref``).
+    """
+    col = colour(k)
+    ax = fig.add_subplot(gs[0, k], sharey=ref)
+    _waveforms(ax, u["waves"], t_ms, col, n_traces)
+    _style(ax, f"unit {u['unit']} ({'good' if u['good'] else 'not good'})", "ms", "µV" if k == 0 else "")
+    ax.set_xlim(t_ms[0], t_ms[-1])
+    ax.tick_params(labelleft=k == 0)  # one y-scale per electrode: its labels once
+    wave_ax = ref or ax
+    ax = fig.add_subplot(gs[1, k])
+    _correlogram(ax, u["acg"], edges_ms, col, refractory_ms)
+    _style(ax, f"auto-correlogram, n={int(u['n_spikes'])}", "lag (ms)", "count" if k == 0 else "")
+    ax = fig.add_subplot(gs[2, k])
+    _amplitudes(ax, u["amps"], col, threshold_uv)
+    _style(ax, f"amplitude cutoff {_num(u['amplitude_cutoff'])}", "|amplitude| (µV)", "count" if k == 0 else "")
+    return wave_ax
+
+
+def electrode(e_label: str, units: list[dict], t_ms: np.ndarray, ccgs: list[tuple[int, int, np.ndarray]],
+              edges_ms: np.ndarray, scatters: list[tuple[str, np.ndarray, np.ndarray]],
               amp_time: tuple[np.ndarray, np.ndarray, np.ndarray], refractory_ms: float,
-              max_unit_panels: int = 6) -> bytes:
-    """One electrode: unit waveforms, embedding scatters, ISI histograms, amplitude over time.
+              threshold_uv: float | None = None, max_unit_panels: int = 6, n_traces: int = 100) -> bytes:
+    """One electrode, a column per unit (waveforms, auto-correlogram, amplitudes), then pairs and features.
 
     Parameters
     ----------
     e_label : str
-        Electrode name for titles.
-    unit_waves : list of (unit id, waveforms (m, n_samples) µV, good)
-        Units of the main sorting, each with a sample of its raw waveforms.
+        Channel id for titles.
+    units : list of dict
+        Units of the main sorting: ``unit`` (id), ``good`` (bool), ``waves`` ((m, n_samples) µV,
+        a sample of its raw waveforms), ``acg`` (auto-correlogram counts), ``amps``
+        (|amplitude| µV of all its spikes), ``amplitude_cutoff`` (metric value).
     t_ms : ndarray of shape (n_samples,)
         Time of each waveform sample relative to the peak, ms.
+    ccgs : list of (unit id a, unit id b, counts)
+        Cross-correlograms (times of b relative to a) of pairs of units of this electrode,
+        look-alike pairs first.
+    edges_ms : ndarray of shape (n_bins + 1,)
+        Correlogram bin edges, ms.
     scatters : list of (method, features (n, >= 2), colour index per spike, -1 = unsorted)
-        One panel per method, first two feature dimensions.
-    isi_ms : list of (colour index, inter-spike intervals in ms)
     amp_time : (time s, amplitude µV, colour index) of the electrode's spikes
     refractory_ms : float
-        Shaded on the ISI histograms.
+        Shaded on the correlograms.
+    threshold_uv : float, optional
+        Detection threshold (µV), marked on the amplitude histograms.
     """
-    n_top = max(1, min(len(unit_waves), max_unit_panels))
-    n_bottom = len(scatters) + 2
-    n_cols = max(n_top, n_bottom)
-    fig = new_figure(2.6 * n_cols, 5.0)
-    gs = fig.add_gridspec(2, n_cols, height_ratios=[1, 1.15])
-    top = [fig.add_subplot(gs[0, k]) for k in range(n_top)]
-    for k, ax in enumerate(top):
-        if k >= len(unit_waves):
+    n_units = max(1, min(len(units), max_unit_panels))
+    n_cols = max(n_units, len(scatters) + 1, min(len(ccgs), max_unit_panels))
+    rows = 3 + bool(ccgs) + 1
+    height = 1.6 * rows + 0.3
+    fig = new_figure(2.25 * n_cols, height)
+    gs = fig.add_gridspec(rows, n_cols)
+    ref = None
+    for k in range(n_units):
+        if k < len(units):
+            ref = _unit_column(fig, gs, k, units[k], t_ms, edges_ms, refractory_ms, threshold_uv, n_traces, ref)
+        else:
+            ax = fig.add_subplot(gs[0, k])
             ax.set_axis_off()
             ax.text(0.5, 0.5, "no units", ha="center", va="center", color="#999", transform=ax.transAxes)
-            continue
-        u, w, good = unit_waves[k]
-        waveform_band(ax, w, t_ms, colour(k))
-        _style(ax, f"unit {u} ({'good' if good else 'not good'}, n={len(w)} shown)", "ms", "µV" if k == 0 else "")
-    if len(unit_waves) > n_top:
-        top[-1].text(0.98, 0.02, f"+{len(unit_waves) - n_top} more units", ha="right", fontsize=7,
-                     transform=top[-1].transAxes)
-    bottom = [fig.add_subplot(gs[1, k]) for k in range(n_bottom)]
-    for ax, (method, x, ci) in zip(bottom, scatters):
+    if len(units) > n_units:
+        fig.text(0.99, 0.99, f"+{len(units) - n_units} more units (table)", ha="right", va="top", fontsize=8)
+    for k, (a, b, counts) in enumerate(ccgs[:n_cols]):
+        ax = fig.add_subplot(gs[3, k])
+        _correlogram(ax, counts, edges_ms, "#555", refractory_ms)
+        _style(ax, f"cross: unit {a} × unit {b}", "lag (ms)", "count" if k == 0 else "")
+    for k, (method, x, ci) in enumerate(scatters):
+        ax = fig.add_subplot(gs[rows - 1, k])
         _scatter(ax, x[:, 0], x[:, 1] if x.shape[1] > 1 else np.zeros(len(x)), ci, s=3)
         _style(ax, f"{method} features", "dim 1", "dim 2")
-    ax = bottom[len(scatters)]
-    bins = np.arange(0, 51, 1.0)
-    for ci, isi in isi_ms:
-        ax.hist(isi, bins=bins, histtype="step", color=colour(ci), linewidth=1.2)
-    ax.axvspan(0, refractory_ms, color="#d62728", alpha=0.12, linewidth=0)
-    ax.set_xlim(0, bins[-1])
-    _style(ax, "ISI (shaded: refractory)", "ms", "count")
-    ax = bottom[len(scatters) + 1]
+    ax = fig.add_subplot(gs[rows - 1, len(scatters)])
     _scatter(ax, amp_time[0], amp_time[1], amp_time[2], s=2)
     _style(ax, "amplitude over time", "s", "µV")
-    fig.suptitle(f"electrode {e_label}", fontsize=10, x=0.01, ha="left")
-    fig.subplots_adjust(left=0.05, right=0.99, bottom=0.1, top=0.88, wspace=0.35, hspace=0.55)
-    return to_png(fig, dpi=80)
+    fig.suptitle(f"electrode {e_label}" + (f" (threshold {threshold_uv:.0f} µV dashed)" if threshold_uv else ""),
+                 fontsize=10, x=0.01, ha="left")
+    # Fixed margins in inches (a layout engine would double the drawing time): room for tick labels and titles.
+    fig.subplots_adjust(left=0.55 / (2.25 * n_cols), right=1 - 0.1 / (2.25 * n_cols), bottom=0.45 / height,
+                        top=1 - 0.5 / height, wspace=0.32, hspace=0.75)
+    return to_png(fig, dpi=ELECTRODE_DPI)
+
+
+def _num(v) -> str:
+    v = float(v) if v is not None else float("nan")
+    return f"{v:.3g}" if np.isfinite(v) else "–"
 
 
 def _scatter(ax, x: np.ndarray, y: np.ndarray, ci: np.ndarray, s: float) -> None:

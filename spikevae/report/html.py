@@ -1,10 +1,12 @@
 """The self-contained HTML report: one file, figures as base64 PNG, a little inline JS, no network.
 
 Sections: run summary, PCA vs VAE comparison (with ground-truth scores when given), VAE
-training curves, sortable units tables, the electrode overview grid, one section per
-electrode. The page sets ``data-ready="1"`` on ``<body>`` when its script has run, and lists
-any script error in ``#js-errors`` (checked by ``tests/test_report.py`` in headless Chromium).
-A ``?sort=KEY`` (or ``?sort=-KEY``, descending) query sorts every units table by that column on load.
+training curves, sortable units tables, the electrode overview in the array's layout, one
+line naming the electrodes without units, one section per electrode with units. The page
+sets ``data-ready="1"`` on ``<body>`` when its script has run, and lists any script error in
+``#js-errors`` (checked by ``tests/test_report.py`` in headless Chromium).
+A ``?sort=KEY`` (or ``?sort=-KEY``, descending) query sorts every units table by that column on load;
+``?good=1`` ticks the good-unit filter (hides rows, sections and grid links without a good unit).
 """
 from __future__ import annotations
 
@@ -28,12 +30,16 @@ table{border-collapse:collapse;font-size:12px;margin:.5em 0}td,th{border:1px sol
 th{background:#f3f3f3;position:sticky;top:0}table.sortable th{cursor:pointer}th.asc:after{content:" \\25B2"}th.desc:after{content:" \\25BC"}
 td.l,th.l{text-align:left}tr.good td.g{color:#1a7f37;font-weight:600}tr.bad td.g{color:#b42318}
 .scroll{max-height:480px;max-width:100%;overflow:auto;display:inline-block}img{max-width:100%}
-.grid{display:grid;grid-template-columns:repeat(10,1fr);gap:2px;font-size:11px;max-width:900px}
+.grid{display:grid;gap:2px;font-size:11px;max-width:900px}
 .grid a{display:block;border:1px solid #ddd;padding:2px;text-decoration:none;color:#222;text-align:center}
 .grid a.has-good{background:#e8f5e9}.grid span{display:block;border:1px solid #eee;padding:2px;color:#aaa;text-align:center}
 section.el{border-top:1px solid #eee;padding-top:.4em;margin-top:.8em}pre{background:#f7f7f7;padding:.6em;font-size:11px;overflow:auto;max-height:400px}
-#js-errors{color:#b42318}
+#js-errors{color:#b42318}label.filter{background:#eef6ee;padding:1px 6px;border-radius:3px;cursor:pointer}
+.grid a.no-good{background:#fafafa}
 """
+
+#: The good-unit filter: hides not-good unit rows, electrode sections without a good unit and their grid links.
+GOOD_FILTER = ('<label class="filter"><input type="checkbox" id="good-only"> show good units only</label>')
 
 JS = """
 window.onerror=function(m){var e=document.getElementById('js-errors');if(e){e.textContent+=m+'\\n';}};
@@ -54,6 +60,13 @@ Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),functio
 (function(){var m=/[?&]sort=(-?)([A-Za-z_]+)/.exec(window.location.search);if(!m){return;}
   Array.prototype.forEach.call(document.querySelectorAll('table.sortable'),function(t){
     Array.prototype.forEach.call(t.tHead.rows[0].cells,function(th,i){if(th.getAttribute('data-key')===m[2]){sortTable(t,i,m[1]?-1:1);}});});})();
+function goodOnly(on){
+  Array.prototype.forEach.call(document.querySelectorAll('tr.bad, section.el.no-good, .grid a.no-good'),
+    function(el){el.style.display=on?'none':'';});
+  document.body.className=on?'good-only':'';}
+(function(){var cb=document.getElementById('good-only');if(!cb){return;}
+  cb.addEventListener('change',function(){goodOnly(cb.checked);});
+  if(/[?&]good=1/.test(window.location.search)){cb.checked=true;goodOnly(true);}})();
 document.body.setAttribute('data-ready','1');
 """
 
@@ -190,18 +203,34 @@ def gt_table(gt: dict) -> str:
             + f"</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
 
 
-def overview_nav(ctx, per_electrode: dict) -> str:
-    """A 10-column grid of links to the electrode sections, with unit counts."""
-    cells = []
+def overview_nav(ctx, per_electrode: dict, cells: np.ndarray | None = None) -> str:
+    """A grid of links to the electrode sections, with unit counts, each at its ``cells`` (row, column)."""
+    if cells is None:
+        i = np.arange(ctx.spikes.n_electrodes)
+        cells = np.stack([i // 10, i % 10], axis=1)
+    n_cols = int(cells[:, 1].max()) + 1 if len(cells) else 1
+    out = []
     for e in range(ctx.spikes.n_electrodes):
         label = esc(ctx.spikes.channel_ids[e])
+        at = f' style="grid-row:{int(cells[e, 0]) + 1};grid-column:{int(cells[e, 1]) + 1}"'
         info = per_electrode.get(e)
         if info is None:
-            cells.append(f"<span>{label}<br>–</span>")
+            out.append(f'<span{at} data-e="{e}">{label}<br>–</span>')
         else:
-            cls = ' class="has-good"' if info["n_good"] else ""
-            cells.append(f'<a href="#el-{e}"{cls}>{label}<br>{info["n_units"]} u / {info["n_good"]} g</a>')
-    return f'<div class="grid">{"".join(cells)}</div>'
+            cls = "has-good" if info["n_good"] else "no-good"
+            out.append(f'<a href="#el-{e}" class="{cls}"{at} data-e="{e}">{label}<br>'
+                       f'{info["n_units"]} u / {info["n_good"]} g</a>')
+    return f'<div class="grid" style="grid-template-columns:repeat({n_cols},1fr)">{"".join(out)}</div>'
+
+
+def overview_section(ctx, per_electrode: dict, cells: np.ndarray, physical: bool, png: bytes) -> str:
+    """The electrodes overview: links and mean waveforms in the array's layout (or in channel order)."""
+    where = ("in their places on the array (x to the right, y up, from the recording's electrode positions)"
+             if physical else "in channel order (no grid-like electrode positions in the recording)")
+    return ("<h2 id='overview'>Electrodes</h2><p>Electrodes " + where + ", labelled by channel id: "
+            "unit counts link to each electrode's section; below, the mean waveform of each unit "
+            "(dashed: not good).</p>" + overview_nav(ctx, per_electrode, cells)
+            + img(png, "overview of all electrodes"))
 
 
 def page(title: str, body: str) -> str:
