@@ -523,7 +523,8 @@ def _metrics(run_dir: Path, method: str, main: str, sorting: Sorting, info: dict
         store.check_output(path)
         return json.loads(path.read_text())["units"]
     dur = float(info.get("recording", {}).get("duration_s", 0.0))
-    return _metrics_for(run_dir, method, main, store.load_spikes(run_dir), sorting, info.get("config", {}), dur)
+    return _metrics_for(run_dir, method, main, store.load_spikes(run_dir), sorting, info.get("config", {}), dur,
+                        info.get("recording", {}).get("positions_um"))
 
 
 def _new_nwbfile(pynwb, run_dir: Path, info: dict, method: str, subject: dict | None):

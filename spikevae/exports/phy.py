@@ -151,7 +151,7 @@ def write_cluster_tables(folder: Path, layout: PhyLayout, metrics: list[dict]) -
 
 
 def _metrics_for(run_dir: Path, method: str, main: str, spikes: Spikes, sorting: Sorting, config: dict,
-                 duration_s: float) -> list[dict]:
+                 duration_s: float, positions_um=None) -> list[dict]:
     """The run's quality metrics of ``method`` (metrics.json for the main method, else computed)."""
     path = run_dir / "metrics.json"
     if method == main and path.exists():
@@ -160,7 +160,7 @@ def _metrics_for(run_dir: Path, method: str, main: str, spikes: Spikes, sorting:
     from ..quality import compute_metrics
 
     cfg = load_config(base={"quality": config.get("quality", {})})
-    return compute_metrics(spikes, sorting, cfg.quality, duration_s)
+    return compute_metrics(spikes, sorting, cfg.quality, duration_s, positions_um=positions_um)
 
 
 def _trace_source(run_dir: Path, info: dict, copy_traces: bool):
@@ -302,7 +302,8 @@ def export_phy(run_dir, phy_dir, *, method: str | None = None, copy_traces: bool
         templates = _write_template_files(tmp, layout, spikes, info.get("recording", {}))
         dur = float(info.get("recording", {}).get("duration_s", 0.0))
         write_cluster_tables(tmp, layout, _metrics_for(run_dir, method, main, spikes, sorting,
-                                                       info.get("config", {}), dur))
+                                                       info.get("config", {}), dur,
+                                                       info.get("recording", {}).get("positions_um")))
         kind, src = _trace_source(run_dir, info, copy_traces)
         traces = src if kind == "file" else None
         if kind == "copy":

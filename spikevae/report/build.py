@@ -40,7 +40,8 @@ def ensure_metrics(ctx: ReportContext) -> dict:
     if missing:
         cfg = quality_config(ctx)
         for m in missing:
-            out[m] = compute_metrics(ctx.spikes, ctx.sortings[m], cfg, ctx.duration_s)
+            out[m] = compute_metrics(ctx.spikes, ctx.sortings[m], cfg, ctx.duration_s,
+                                     positions_um=ctx.recording_info.get("positions_um"))
     return out
 
 
