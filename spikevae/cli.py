@@ -19,7 +19,8 @@ from .errors import SpikevaeError
 DEFAULT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sample.ns5"
 DEFAULT_OUT = "spikevae-out"
 #: modules under spikevae/commands that contribute commands (module-level list ``commands``)
-COMMAND_MODULES = ("info", "simulate", "compare", "diagnose", "vae", "report", "benchmark", "generate", "export")
+COMMAND_MODULES = ("info", "simulate", "compare", "diagnose", "vae", "report", "benchmark", "generate", "export",
+                   "track", "classify")
 
 
 def config_options(f):

@@ -62,3 +62,41 @@ def test_preprocess_chain_and_nan_error():
     rec = preprocess(ArrayRecording(x, FS, source="bad.dat"), PreprocessConfig(cmr=True))
     with pytest.raises(RecordingError, match=r"bad.dat: channel 2 has NaN at sample 5000 \(0.1667 s\)"):
         rec.get_traces(0, 10000)
+
+
+# ---- the FFT bandpass equals the sosfiltfilt reference ------------------------------------------
+@pytest.mark.parametrize("band", [(300.0, 6000.0), (250.0, 7500.0), (300.0, 20000.0)])
+def test_fft_bandpass_equals_sosfiltfilt_reference(band):
+    """Same traces to float tolerance, at the file ends too, with a large DC offset and slow LFP-like swings
+    (the third band is a high-pass: its high cutoff is above Nyquist). Float tolerance: float32 FFTs
+    round relative to the largest component of the signal, here the 400 µV swing (4e-7 of it is
+    1.7e-4 µV, about 5 ulps of a float32 at 400)."""
+    x = _noise(n=2 * 30000 + 123, c=4, seed=3)
+    t = np.arange(x.shape[0]) / FS
+    x += (3000.0 + 400 * np.sin(2 * np.pi * 7 * t))[:, None].astype(np.float32)
+    x[30000 - 5:30000 + 7, 2] -= 400  # a spike on a chunk boundary
+    parent = ArrayRecording(x, FS)
+    fast, ref = (BandpassRecording(parent, *band, engine=e) for e in ("fft", "sos"))
+    scale = ref.get_traces().std()
+    tol = 1e-5 * scale + 4e-7 * np.abs(x - x.mean(axis=0)).max()
+    for start, stop in ((0, None), (0, 30000), (30000, 60000), (59000, None), (12345, 12346)):
+        a, b = fast.get_traces(start, stop), ref.get_traces(start, stop)
+        assert a.dtype == np.float32 and a.flags.c_contiguous and a.shape == b.shape
+        assert np.abs(a - b).max() < tol, (band, start, stop, np.abs(a - b).max())
+
+
+def test_fft_bandpass_channel_subset_and_odd_lengths():
+    x = _noise(n=10007, c=5, seed=4)
+    rec = BandpassRecording(ArrayRecording(x, FS), 300, 6000)
+    ref = BandpassRecording(ArrayRecording(x, FS), 300, 6000, engine="sos")
+    for length in (1, 17, 999, 4001):  # FFT lengths with different factors, each with its own gain cache entry
+        a = rec.get_traces(2000, 2000 + length, [4, 1])
+        b = ref.get_traces(2000, 2000 + length, [4, 1])
+        assert np.allclose(a, b, atol=1e-5 * b.std() + 1e-6)
+
+
+def test_unknown_bandpass_engine_is_an_error():
+    from spikevae.errors import SpikevaeConfigError
+
+    with pytest.raises(SpikevaeConfigError, match="bandpass engine 'iir' is unknown; use one of fft, sos"):
+        BandpassRecording(ArrayRecording(_noise(), FS), 300, 6000, engine="iir")

@@ -1,0 +1,198 @@
+"""Throughput and memory of every pipeline stage on simulated 96-electrode Utah recordings.
+
+For each length in ``--minutes``, a child process simulates the recording with
+:mod:`spikevae.synth` and writes it as a Blackrock ``.ns5`` file with its ground truth
+(so reading goes through neo, as for a user's file); a second, fresh child process then
+runs the default pipeline on it (``run_pipeline``, report included) while a sampler thread
+records the resident memory of the run and of its worker processes every 20 ms.
+Each run is its own process, so no run inherits the peak memory of another or of the
+simulation.
+
+Printed per stage (``read``, ``detect`` = band-pass + detection, ``features_<m>``,
+``cluster_<m>``, ``outputs``, ``report``): seconds, x real time (recording seconds per
+wall-clock second), peak RSS of the main process during the stage, and peak RSS of the
+main process plus its worker processes (detection chunks and report figures run in
+``run.n_jobs`` workers); then the whole run, and mean accuracy against the ground truth.
+
+    python benchmarks/bench_throughput.py                      # 96 electrodes x 2 min, PCA (a few minutes)
+    python benchmarks/bench_throughput.py --minutes 10 60      # the issue's lengths
+    python benchmarks/bench_throughput.py --vae                # VAE features as well (a second run per length)
+    python benchmarks/bench_throughput.py --data-dir /tmp/sims --json out.json   # keep the recordings, save rows
+
+``--data-dir`` keeps the simulated recordings between invocations (they are reused when
+present), so before/after comparisons read the same file. Numbers depend on the machine
+and on whatever else runs on it: compare runs made back to back.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+SAMPLE_S = 0.02  # memory sampling period
+
+
+# ---- child processes ---------------------------------------------------------------------------------
+def simulate_child(folder: Path, minutes: float, electrodes: int, seed: int) -> None:
+    """Simulate ``electrodes`` x ``minutes`` and write ``recording.ns5`` + ``ground_truth.npz`` into ``folder``."""
+    from spikevae.synth import SimConfig, simulate_recording
+    from spikevae.synth.export import write_simulation
+
+    cfg = SimConfig(n_electrodes=electrodes, duration_s=60.0 * minutes)
+    rec, gt = simulate_recording(cfg, seed=seed)
+    write_simulation(folder, rec, gt, cfg, seed, fmt="nsx")
+
+
+class _StageClock(logging.Handler):
+    """Wall-clock start of each stage, from the pipeline's own ``stage NAME ...`` log line."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.starts: dict[str, float] = {}
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if msg.startswith("stage ") and msg.endswith(" ..."):
+            self.starts[msg[6:-4]] = time.perf_counter()
+
+
+class _MemorySampler(threading.Thread):
+    """Samples (time, RSS of this process, RSS of this process + all its descendants), in MB."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        import psutil
+
+        self.proc = psutil.Process()
+        self.samples: list[tuple[float, float, float]] = []
+        self.stop_event = threading.Event()
+
+    def run(self):
+        import psutil
+
+        while not self.stop_event.is_set():
+            try:
+                own = self.proc.memory_info().rss
+                total = own
+                for c in self.proc.children(recursive=True):
+                    try:
+                        total += c.memory_info().rss
+                    except psutil.Error:
+                        pass
+            except psutil.Error:
+                continue
+            self.samples.append((time.perf_counter(), own / 2**20, total / 2**20))
+            self.stop_event.wait(SAMPLE_S)
+
+    def peak(self, t0: float, t1: float) -> tuple[float, float]:
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if not inside:  # a stage shorter than one sampling period: the nearest sample before it ends
+            before = [s for s in self.samples if s[0] <= t1] or self.samples[:1]
+            inside = before[-1:]
+        return max(s[1] for s in inside), max(s[2] for s in inside)
+
+
+def run_child(folder: Path, methods: list[str], n_jobs: int, overrides: list[str], result_path: Path) -> None:
+    """Run the pipeline on ``folder``/recording.ns5 and write per-stage figures as JSON to ``result_path``."""
+    from spikevae.params import load_config
+    from spikevae.pipeline import run_pipeline
+
+    clock = _StageClock()
+    plog = logging.getLogger("spikevae.pipeline")
+    plog.addHandler(clock)
+    plog.setLevel(logging.INFO)
+    for h in logging.getLogger().handlers:  # the root handler still prints only warnings
+        h.setLevel(logging.WARNING)
+    sampler = _MemorySampler()
+    sampler.start()
+    cfg = load_config(overrides=[f"features.method={methods[0]}", f"features.also={json.dumps(methods[1:])}",
+                                 f"run.n_jobs={n_jobs}", *overrides])
+    sim = json.loads((folder / "simulation.json").read_text())
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        r = run_pipeline(folder / "recording.ns5", cfg, Path(tmp) / "out", gt=folder / "ground_truth.npz",
+                         report=True)
+        total = time.perf_counter() - t0
+    sampler.stop_event.set()
+    sampler.join()
+    stages = []
+    for name, t in r.timings.items():
+        start = clock.starts.get(name, t0)
+        own, tree = sampler.peak(start, start + t["seconds"])
+        stages.append({"stage": name, "seconds": t["seconds"], "peak_rss_mb": own, "peak_rss_tree_mb": tree})
+    own, tree = sampler.peak(t0, t0 + total)
+    result = {"duration_s": sim["duration_s"], "n_electrodes": sim["n_electrodes"], "methods": methods,
+              "n_jobs": n_jobs, "n_spikes": int(r.spikes.n_spikes), "n_units": int(len(r.sorting.unit_ids)),
+              "total_s": total, "peak_rss_mb": own, "peak_rss_tree_mb": tree, "stages": stages,
+              "accuracy": {m: s["mean_accuracy"] for m, s in r.scores.items()}}
+    result_path.write_text(json.dumps(result))
+
+
+# ---- driver ------------------------------------------------------------------------------------------
+def _child(args: list[str]) -> None:
+    subprocess.run([sys.executable, os.path.abspath(__file__), *args], check=True)
+
+
+def format_result(res: dict) -> str:
+    dur = res["duration_s"]
+    lines = [f"\n{res['n_electrodes']} electrodes x {dur / 60:g} min, features {'+'.join(res['methods'])}, "
+             f"n_jobs {res['n_jobs']}: {res['n_spikes']} spikes, {res['n_units']} units",
+             f"{'stage':<16} {'seconds':>8} {'x real time':>12} {'peak RSS MB':>12} {'+ workers MB':>13}"]
+    for s in res["stages"] + [{"stage": "total", "seconds": res["total_s"], "peak_rss_mb": res["peak_rss_mb"],
+                                "peak_rss_tree_mb": res["peak_rss_tree_mb"]}]:
+        xrt = dur / s["seconds"] if s["seconds"] > 0 else float("inf")
+        lines.append(f"{s['stage']:<16} {s['seconds']:>8.2f} {xrt:>12.1f} {s['peak_rss_mb']:>12.0f} "
+                     f"{s['peak_rss_tree_mb']:>13.0f}")
+    lines.append("mean accuracy: " + ", ".join(f"{m} {a:.3f}" for m, a in res["accuracy"].items()))
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--minutes", type=float, nargs="+", default=[2.0], help="recording lengths (default 2)")
+    ap.add_argument("--electrodes", type=int, default=96)
+    ap.add_argument("--seed", type=int, default=0, help="simulation seed")
+    ap.add_argument("--vae", action="store_true", help="also run with VAE features (features.method=vae)")
+    ap.add_argument("--n-jobs", type=int, default=2, help="run.n_jobs (default 2, the pipeline's default)")
+    ap.add_argument("--data-dir", default="", help="keep (and reuse) the simulated recordings here")
+    ap.add_argument("--json", default="", help="write every result row to this JSON file")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="configuration override k=v")
+    args = ap.parse_args(argv)
+
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.data_dir) if args.data_dir else Path(tmp)
+        for minutes in args.minutes:
+            folder = base / f"sim_{args.electrodes}el_{minutes:g}min_seed{args.seed}"
+            if not (folder / "simulation.json").exists():
+                t0 = time.perf_counter()
+                _child(["--_simulate", str(folder), str(minutes), str(args.electrodes), str(args.seed)])
+                print(f"simulated {folder.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+            for methods in (["pca"], ["vae"]) if args.vae else (["pca"],):
+                out = Path(tmp) / f"result_{minutes:g}_{methods[0]}.json"
+                _child(["--_run", str(folder), ",".join(methods), str(args.n_jobs), str(out),
+                        json.dumps(args.overrides)])
+                res = json.loads(out.read_text())
+                print(format_result(res), flush=True)
+                results.append(res)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--_simulate":
+        logging.basicConfig(level=logging.WARNING)
+        simulate_child(Path(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "--_run":
+        logging.basicConfig(level=logging.WARNING)
+        run_child(Path(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), json.loads(sys.argv[6]),
+                  Path(sys.argv[5]))
+    else:
+        main()
