@@ -20,7 +20,7 @@ DEFAULT_SAMPLE = Path(__file__).resolve().parent.parent / "sample_data" / "sampl
 DEFAULT_OUT = "spikevae-out"
 #: modules under spikevae/commands that contribute commands (module-level list ``commands``)
 COMMAND_MODULES = ("info", "simulate", "compare", "diagnose", "vae", "report", "benchmark", "generate", "export",
-                   "track", "classify")
+                   "track", "classify", "batch")
 
 
 def config_options(f):

@@ -188,17 +188,11 @@ def _cluster_job(job: tuple) -> ElectrodeResult:
 
 
 def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
-    if n_jobs > 1 and len(jobs) > 1:
-        from ..execution import worker_pool
+    from ..execution import map_jobs
 
-        # spawn: torch may already run threads in this process, and a fork could deadlock
-        with worker_pool(n_jobs, spawn=True) as pool:
-            return list(pool.map(_cluster_job, jobs))
-    if progress:
-        from tqdm import tqdm
-
-        jobs = tqdm(jobs, desc="cluster", unit="electrode")
-    return [cluster_electrode(*j) for j in jobs]
+    # local workers, or a Dask cluster inside `with dask_executor(...)`; spawn: torch may
+    # already run threads in this process, and a fork could deadlock
+    return map_jobs(_cluster_job, jobs, n_jobs, spawn=True, progress=progress, desc="cluster", unit="electrode")
 
 
 def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: float) -> Sorting:

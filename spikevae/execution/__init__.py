@@ -1,8 +1,11 @@
-"""How work runs: worker processes on this machine (and, later, batches and clusters).
+"""How work runs: worker processes on this machine, or tasks on a Dask cluster.
 
 :func:`worker_pool` is the one way spikevae starts worker processes, so that every pool's
 workers die with the process that started them, whatever ends it (kill -9, SIGTERM, Ctrl-C).
+:func:`map_jobs` runs independent jobs (electrodes) in such a pool, in this process, or, inside
+``with dask_executor(client):``, on a ``dask.distributed`` cluster; results come back in job order.
 """
+from .executor import DaskExecutor, allow_children, current_dask_executor, dask_executor, map_jobs
 from .pool import worker_pool
 
-__all__ = ["worker_pool"]
+__all__ = ["DaskExecutor", "allow_children", "current_dask_executor", "dask_executor", "map_jobs", "worker_pool"]

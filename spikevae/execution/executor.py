@@ -1,0 +1,149 @@
+"""Where a list of independent jobs runs: here, in local worker processes, or on a Dask cluster.
+
+:func:`map_jobs` is what stages call to run one function over many jobs (electrodes of a
+recording). Where the jobs go is decided at the edge, not by the stage:
+
+- by default, in :func:`~spikevae.execution.pool.worker_pool` processes when ``n_jobs`` > 1,
+  else in this process;
+- inside ``with dask_executor(client):``, as tasks on that ``dask.distributed`` cluster (from a
+  task already running on a Dask worker, through ``worker_client()``, which frees the worker's
+  slot while the sub-tasks run, so a one-thread worker cannot deadlock on its own sub-tasks).
+
+Results come back in job order whatever ran them, so a stage's output does not depend on
+where its jobs ran.
+"""
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import multiprocessing
+from typing import Callable, Iterator, Sequence
+
+#: The Dask executor of the current context (set by :func:`dask_executor`), or None.
+_DASK: contextvars.ContextVar = contextvars.ContextVar("spikevae_dask_executor", default=None)
+
+
+class DaskExecutor:
+    """Jobs as tasks on a ``dask.distributed`` cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client or None
+        The client to submit through; None inside a task on a Dask worker, where each map
+        opens ``worker_client()``.
+    retries : int, default 2
+        Times a job is run again when it raises or its worker dies.
+    """
+
+    def __init__(self, client=None, retries: int = 2):
+        self.client = client
+        self.retries = int(retries)
+
+    def map(self, fn: Callable, jobs: Sequence) -> list:
+        """``[fn(j) for j in jobs]`` as Dask tasks, in job order."""
+        if self.client is not None:
+            return self._map(self.client, fn, jobs)
+        from distributed import worker_client
+
+        with worker_client() as client:  # secedes this task's thread until the sub-tasks are done
+            return self._map(client, fn, jobs)
+
+    def _map(self, client, fn, jobs) -> list:
+        futures = client.map(fn, list(jobs), pure=False, retries=self.retries)
+        try:
+            return client.gather(futures)
+        finally:
+            for f in futures:
+                f.release()
+
+
+@contextlib.contextmanager
+def dask_executor(client=None, retries: int = 2) -> Iterator[DaskExecutor]:
+    """Within this block, :func:`map_jobs` sends its jobs to a Dask cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client, optional
+        E.g. ``Client("tcp://scheduler:8786")``. Leave it out inside a task that runs on a
+        Dask worker: the jobs then go to that worker's cluster.
+    retries : int, default 2
+        Times a job is rerun when it raises or its worker dies.
+
+    Examples
+    --------
+    >>> from distributed import Client                               # doctest: +SKIP
+    >>> with Client("tcp://10.0.0.1:8786") as c, dask_executor(c):    # doctest: +SKIP
+    ...     run_pipeline("rec.ns6", cfg, "out/")   # electrodes clustered on the cluster
+    """
+    ex = DaskExecutor(client, retries)
+    token = _DASK.set(ex)
+    try:
+        yield ex
+    finally:
+        _DASK.reset(token)
+
+
+def current_dask_executor() -> DaskExecutor | None:
+    """The Dask executor set by the enclosing :func:`dask_executor` block, or None."""
+    return _DASK.get()
+
+
+def map_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = False, progress: bool = False,
+             desc: str = "job", unit: str = "job") -> list:
+    """``[fn(j) for j in jobs]``, run where the context says (see the module docstring).
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (it is pickled by reference for worker processes).
+    jobs : sequence
+        One argument of ``fn`` per job.
+    n_jobs : int, default 1
+        Local worker processes when no Dask executor is active (1 = this process).
+    spawn : bool, default False
+        Start local workers fresh instead of forking (needed once torch threads run here).
+    progress : bool, default False
+        A tqdm bar when jobs run in this process.
+    desc, unit : str
+        Labels of the progress bar.
+
+    Returns
+    -------
+    list
+        The results, in the order of ``jobs``.
+    """
+    jobs = list(jobs)
+    ex = current_dask_executor()
+    if ex is not None and len(jobs) > 1:
+        return ex.map(fn, jobs)
+    if n_jobs > 1 and len(jobs) > 1:
+        from .pool import worker_pool
+
+        with allow_children(), worker_pool(n_jobs, spawn=spawn) as pool:
+            return list(pool.map(fn, jobs))
+    if progress:
+        from tqdm import tqdm
+
+        jobs = tqdm(jobs, desc=desc, unit=unit)
+    return [fn(j) for j in jobs]
+
+
+@contextlib.contextmanager
+def allow_children() -> Iterator[None]:
+    """Let a daemonic process (a Dask worker, by default) start worker processes in this block.
+
+    Python refuses children to daemonic processes because they would be orphaned when the
+    daemon is killed. Every worker of :func:`~spikevae.execution.pool.worker_pool` dies with
+    its parent (``PR_SET_PDEATHSIG`` and a parent watch), so that reason does not apply to
+    them; outside this block the flag is as it was.
+    """
+    proc = multiprocessing.current_process()
+    daemon = proc._config.get("daemon", False)
+    if not daemon:
+        yield
+        return
+    proc._config["daemon"] = False
+    try:
+        yield
+    finally:
+        proc._config["daemon"] = daemon

@@ -1,0 +1,195 @@
+"""spikevae batch: many recordings, serial / plain processes / Dask, with the same bytes as spikevae run."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from spikevae.batch import SUMMARY_CSV, TaskOptions, collect_items, run_batch
+from spikevae.batch.inputs import gt_from_pattern, unique_names
+from spikevae.cli import main
+from spikevae.errors import SpikevaeConfigError, SpikevaeError
+from spikevae.params import load_config
+
+#: fast settings for every run of this file (results do not depend on n_jobs)
+FAST = ["run.n_jobs=1", "cluster.n_jobs=1"]
+
+
+@pytest.fixture(scope="module")
+def sessions(tmp_path_factory):
+    """Three simulated sessions (4 electrodes x 4 s): sess<k>/recording.h5 + ground_truth.npz."""
+    from spikevae.synth import SimConfig, simulate_recording, write_ground_truth
+    from spikevae.synth.export import write_recording
+
+    root = tmp_path_factory.mktemp("sessions")
+    for seed in (1, 2, 3):
+        rec, gt = simulate_recording(SimConfig(n_electrodes=4, duration_s=4.0, units_min=1), seed=seed)
+        write_recording(root / f"sess{seed}", rec, fmt="hdf5")
+        write_ground_truth(root / f"sess{seed}" / "ground_truth.npz", gt, rec.unit_info)
+    return root
+
+
+@pytest.fixture(scope="module")
+def serial(sessions, tmp_path_factory):
+    """The three sessions sorted by the serial engine, the reference of the other engines."""
+    out = tmp_path_factory.mktemp("serial")
+    result = run_batch([str(sessions / "sess*" / "recording.h5")], load_config(None, FAST), out,
+                       gt_pattern="{dir}/ground_truth.npz", engine="serial", options=TaskOptions(report=False))
+    assert [r["status"] for r in result.rows] == ["ok"] * 3
+    return result
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    """A 2-worker LocalCluster of processes, as a user's cluster would be (addressed by --scheduler)."""
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        yield cluster
+
+
+def _npz(row_or_dir) -> bytes:
+    d = row_or_dir["output"] if isinstance(row_or_dir, dict) else row_or_dir
+    return (Path(d) / "sorting.npz").read_bytes()
+
+
+def _kill_first_attempt(item) -> None:
+    """Task hook: the first attempt at sess2 kills its own worker process (marker file: once)."""
+    marker = Path(item.output).parent / f"killed-{Path(item.output).name}"
+    with open(Path(item.output).parent / "attempts.log", "a") as fh:
+        fh.write(f"{Path(item.output).name}\n")
+    if "sess2" in item.output and not marker.exists():
+        marker.write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_cli_batch_matches_run_and_skips_cached(sessions, serial, tmp_path):
+    rec = sessions / "sess1" / "recording.h5"
+    assert _run_cli(["run", str(rec), "-o", str(tmp_path / "ref"), "--no-report", *_sets()]) == 0
+    out = tmp_path / "batch"
+    args = ["batch", str(sessions / "sess*" / "recording.h5"), "-o", str(out), "--no-report",
+            "--gt-pattern", "{dir}/ground_truth.npz", *_sets()]
+    assert _run_cli(args) == 0
+    rows = list(csv.DictReader(open(out / SUMMARY_CSV)))
+    assert [r["output"] for r in rows] == [str(out / f"sess{k}_recording") for k in (1, 2, 3)]
+    assert _npz(tmp_path / "ref") == _npz(rows[0]), "batch and run differ"
+    assert [_npz(r) for r in rows] == [_npz(r) for r in serial.rows]
+    assert all(r["status"] == "ok" and float(r["accuracy"]) > 0 and int(r["n_spikes"]) > 0 for r in rows)
+    summary = json.loads((out / "batch_summary.json").read_text())
+    assert summary["counts"] == {"ok": 3} and summary["engine"] == "serial"
+    assert _run_cli(args) == 0  # same input, config and ground truth: nothing to do
+    again = list(csv.DictReader(open(out / SUMMARY_CSV)))
+    assert [r["status"] for r in again] == ["skipped-cached"] * 3
+    assert [r["n_units"] for r in again] == [r["n_units"] for r in rows]
+    assert _run_cli(args[:-4] + ["--set", "detect.threshold=5", *_sets()]) == 0  # a changed config sorts again
+    assert {r["status"] for r in csv.DictReader(open(out / SUMMARY_CSV))} == {"ok"}
+
+
+def test_local_cluster_gives_the_same_bytes_as_serial(serial, dask_cluster, tmp_path):
+    """Recordings as Dask tasks, and each recording's electrodes as Dask tasks too."""
+    cfg = load_config(None, ["run.n_jobs=1", "cluster.n_jobs=2"])  # electrodes go to Dask, not local processes
+    items = collect_items([r["recording"] for r in serial.rows], tmp_path)
+    result = run_batch(items=items, config=cfg, out_dir=tmp_path, scheduler=dask_cluster.scheduler_address,
+                       options=TaskOptions(report=False, electrodes_on_dask=True))
+    assert result.engine == "dask" and [r["status"] for r in result.rows] == ["ok"] * 3
+    assert [_npz(r) for r in result.rows] == [_npz(r) for r in serial.rows]
+
+
+def test_map_jobs_runs_on_dask_workers_in_order(dask_cluster):
+    from distributed import Client
+
+    from spikevae.execution import dask_executor, map_jobs
+
+    with Client(dask_cluster) as client, dask_executor(client):
+        out = map_jobs(_square_and_pid, list(range(12)), n_jobs=1)
+    assert [x for x, _ in out] == [k * k for k in range(12)]
+    assert os.getpid() not in {pid for _, pid in out}
+
+
+def _square_and_pid(k: int) -> tuple[int, int]:
+    return k * k, os.getpid()
+
+
+@pytest.mark.parametrize("engine", ["processes", "dask"])
+def test_killed_worker_is_retried(engine, serial, dask_cluster, tmp_path):
+    items = collect_items([r["recording"] for r in serial.rows[:2]], tmp_path)
+    scheduler = dask_cluster.scheduler_address if engine == "dask" else None
+    result = run_batch(items=items, config=load_config(None, FAST), out_dir=tmp_path, engine=engine, workers=2,
+                       scheduler=scheduler, options=TaskOptions(report=False, hook=_kill_first_attempt))
+    assert (tmp_path / "killed-sess2_recording").exists(), "the worker was not killed"
+    attempts = (tmp_path / "attempts.log").read_text().split()
+    assert attempts.count("sess2_recording") == 2 and attempts.count("sess1_recording") == 1
+    assert [r["status"] for r in result.rows] == ["ok", "ok"]
+    assert [_npz(r) for r in result.rows] == [_npz(r) for r in serial.rows[:2]]
+    if engine == "processes":
+        assert [r["attempts"] for r in result.rows] == [1, 2]
+
+
+def test_bad_recording_fails_alone(sessions, tmp_path, capsys):
+    bad = tmp_path / "broken.h5"
+    bad.write_bytes(np.random.default_rng(0).bytes(4000))
+    good = sessions / "sess3" / "recording.h5"
+    out = tmp_path / "out"
+    code = _run_cli(["batch", str(good), str(bad), "-o", str(out), "--no-report", "--engine", "processes",
+                     "--workers", "2", *_sets()])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and len(err) == 1 and "1 of 2 recordings failed: broken.h5" in err[0]
+    rows = {Path(r["recording"]).name: r for r in csv.DictReader(open(out / SUMMARY_CSV))}
+    assert rows["recording.h5"]["status"] == "ok" and (out / "recording" / "sorting.npz").is_file()
+    assert rows["broken.h5"]["status"] == "failed" and "broken.h5" in rows["broken.h5"]["error"]
+    assert rows["broken.h5"]["attempts"] == "1"  # a user error is not retried
+
+
+def test_table_applies_per_recording_settings(sessions, serial, tmp_path):
+    table = tmp_path / "sessions.tsv"
+    table.write_text("recording\toutput\tdetect.threshold\tgt\n"
+                     f"{sessions / 'sess1' / 'recording.h5'}\tstrict\t6\t{sessions / 'sess1' / 'ground_truth.npz'}\n"
+                     f"{sessions / 'sess2' / 'recording.h5'}\tplain\t\t\n")
+    result = run_batch(table=table, config=load_config(None, FAST), out_dir=tmp_path / "out",
+                       options=TaskOptions(report=False))
+    strict, plain = result.rows
+    assert strict["output"] == str(tmp_path / "out" / "strict") and strict["accuracy"] is not None
+    assert json.loads((tmp_path / "out" / "strict" / "config.json").read_text())["detect"]["threshold"] == 6
+    assert strict["n_spikes"] < serial.rows[0]["n_spikes"]
+    assert plain["accuracy"] is None and _npz(plain) == _npz(serial.rows[1])
+
+
+def test_bad_table_stops_before_sorting(sessions, tmp_path):
+    table = tmp_path / "t.csv"
+    table.write_text(f"recording,detect.treshold\n{sessions / 'sess1' / 'recording.h5'},5\n")
+    with pytest.raises(SpikevaeConfigError, match="threshold"):
+        run_batch(table=table, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "u.csv").write_text("file\nx.h5\n")
+    with pytest.raises(SpikevaeError, match="'recording' column"):
+        collect_items(table=tmp_path / "u.csv")
+    with pytest.raises(SpikevaeError, match="matches no file"):
+        collect_items([str(tmp_path / "nothing*.ns6")])
+
+
+def test_names_and_ground_truth_pattern(sessions, tmp_path):
+    assert unique_names(["a/rec.ns6", "b/rec.ns6", "c/other.ns6"]) == ["a_rec", "b_rec", "other"]
+    assert unique_names(["a/x.ns6", "a/x.ns5"]) == ["a_x", "a_x-2"]
+    rec = sessions / "sess1" / "recording.h5"
+    assert gt_from_pattern("{dir}/ground_truth.npz", str(rec)) == str(sessions / "sess1" / "ground_truth.npz")
+    assert gt_from_pattern("ground_truth.npz", str(rec)) == str(sessions / "sess1" / "ground_truth.npz")
+    assert gt_from_pattern("{stem}_gt.npz", str(rec)) is None
+    with pytest.raises(SpikevaeConfigError, match="placeholder"):
+        gt_from_pattern("{session}.npz", str(rec))
+
+
+def _sets() -> list[str]:
+    return [x for s in FAST for x in ("--set", s)]
+
+
+def _run_cli(args) -> int:
+    try:
+        main(args)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
