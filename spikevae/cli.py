@@ -114,6 +114,11 @@ def print_summary(result) -> None:
     s = summary(result)
     click.echo(f"\n{s['input']}: {s['duration_s']:.1f} s, {s['electrodes']} electrodes "
                f"({s['electrodes_with_spikes']} with spikes), {s['spikes']} spikes")
+    a = s.get("artefacts")
+    if a and (a["n_events"] or a["excluded_electrodes"]):
+        left = f", {len(a['excluded_electrodes'])} artefact electrodes left out" if a["excluded_electrodes"] else ""
+        click.echo(f"  artefacts: {a['n_events']} events removed {a['n_spikes_removed']} of {a['n_spikes_before']} "
+                   f"spikes{left} (artefacts.csv)")
     for m, n in s["units_per_method"].items():
         click.echo(f"  {m}: {n} units" + (" (main)" if m == s["feature_method"] else ""))
     click.echo("  seconds per stage: " + ", ".join(f"{k} {v['seconds']:.2f}" for k, v in s["stages"].items()))
@@ -155,17 +160,21 @@ def filter(recording, out_path, **opts):  # noqa: A001 - the stage's name
 def detect(recording, out_dir, **opts):
     """Filter and detect spikes in RECORDING; store them in OUT/run.h5."""
     from .config import to_dict
-    from .pipeline import _detect_stage, input_identity, open_input, spikes_key
+    from .pipeline import _artefact_stage, _detect_stage, input_identity, open_input, spikes_key
     from .store import RunStore, check_writable, refuse_input_as_output
 
     cfg = build_config(**opts)
     refuse_input_as_output(recording, out_dir, out_is_dir=True)
     data = open_input(recording, cfg)
     spikes = data if not hasattr(data, "get_traces") else _detect_stage(data, cfg, sys.stderr.isatty())
+    spikes, artefacts = _artefact_stage(spikes, cfg, str(recording))
     d = to_dict(cfg)
-    RunStore(check_writable(out_dir)).save_spikes(spikes, {k: d[k] for k in ("input", "preprocess", "detect")},
-                                                  spikes_key(input_identity(recording, data), cfg))
-    click.echo(f"{spikes!r} -> {out_dir}/run.h5")
+    key = spikes_key(input_identity(recording, data), cfg)
+    store = RunStore(check_writable(out_dir))
+    store.save_artefacts(artefacts, key)
+    store.save_spikes(spikes, {k: d[k] for k in ("input", "preprocess", "detect", "artefact")}, key)
+    click.echo(f"{spikes!r} -> {out_dir}/run.h5" + (f" ({artefacts.n_events} artefact events removed "
+                                                   f"{artefacts.n_spikes_removed} spikes)" if artefacts.found else ""))
 
 
 @cli.command()

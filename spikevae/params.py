@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .artefacts.config import ArtefactConfig
 from .cluster.config import ClusterConfig
 from .config import apply_dict, check_sections, load_toml, param, parse_override, section, set_value
 from .detect import DetectConfig
@@ -47,6 +48,8 @@ class PipelineConfig:
     input: InputConfig = section(InputConfig, "how to read the recording")
     preprocess: PreprocessConfig = section(PreprocessConfig, "bandpass and referencing")
     detect: DetectConfig = section(DetectConfig, "threshold detection and alignment")
+    artefact: ArtefactConfig = section(ArtefactConfig, "artefacts (events on many electrodes, or too large for a "
+                                                       "neuron) removed before clustering")
     features: FeaturesConfig = section(FeaturesConfig, "feature extraction (PCA, VAE)")
     cluster: ClusterConfig = section(ClusterConfig, "per-electrode clustering and refinement")
     quality: QualityConfig = section(QualityConfig, "quality metrics and the good label")

@@ -39,6 +39,7 @@ class RunResult:
     skipped: list = field(default_factory=list)
     scores: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
+    artefacts: object = None  # spikevae.artefacts.Artefacts: events whose spikes were removed
 
     @property
     def sorting(self) -> Sorting:
@@ -123,8 +124,11 @@ def spikes_key(ident: dict, config: PipelineConfig) -> str:
     d = to_dict(config)
     d["input"].pop("map", None)  # the electrode map places electrodes; it changes no spike
     content = {k: v for k, v in ident.items() if k != "path"}  # a moved or copied input reuses its results
-    return config_hash({"input": content, "in": d["input"], "pre": d["preprocess"], "det": d["detect"],
-                        "chunk": config.run.chunk_s, "seed": config.run.seed})
+    key = {"input": content, "in": d["input"], "pre": d["preprocess"], "det": d["detect"],
+           "chunk": config.run.chunk_s, "seed": config.run.seed}
+    if config.artefact.enabled:  # the stored spikes are those left after artefact rejection
+        key["artefact"] = d["artefact"]
+    return config_hash(key)
 
 
 def features_section(config: PipelineConfig, method: str) -> dict:
@@ -174,6 +178,27 @@ def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spi
                              seed=config.run.seed, n_jobs=config.run.n_jobs)
     return detect_spikes(filtered, config.detect, chunk_s=config.run.chunk_s, progress=progress,
                          skip_channels=dead, seed=config.run.seed, n_jobs=config.run.n_jobs)
+
+
+def _artefact_stage(spikes: Spikes, config: PipelineConfig, source: str, duration_s: float | None = None):
+    """Remove the artefacts' spikes (:mod:`spikevae.artefacts`); returns ``(spikes, artefacts)``.
+
+    Raises
+    ------
+    SpikevaeError
+        When no spikes were detected, or every spike was an artefact.
+    """
+    from .artefacts import reject_artefacts
+
+    if spikes.n_spikes == 0:
+        raise SpikevaeError(f"{source}: no spikes detected at {config.detect.threshold} σ; "
+                            "check the polarity (--set detect.polarity=both) or lower detect.threshold")
+    clean, artefacts = reject_artefacts(spikes, config.artefact, duration_s)
+    if clean.n_spikes == 0:
+        raise SpikevaeError(f"{source}: all {spikes.n_spikes} spikes were removed as artefacts "
+                            f"({artefacts.n_events} events); if they are neurons, raise artefact.min_fraction or "
+                            "artefact.max_amplitude_uv, or --set artefact.enabled=false")
+    return clean, artefacts
 
 
 def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir: Path, progress: bool) -> Embedding:
@@ -252,15 +277,15 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
 
     spike_hash = spikes_key(ident, config)
     with timer.stage("detect"):
-        if not force and store.has("spikes", spike_hash):
-            spikes = store.load_spikes()
+        if not force and store.has("spikes", spike_hash) and store.has("artefacts", spike_hash):
+            spikes, artefacts = store.load_spikes(), store.load_artefacts()
             skipped.append("detect")
         else:
             spikes = data if isinstance(data, Spikes) else _detect_stage(data, config, progress)
-            if spikes.n_spikes == 0:
-                raise SpikevaeError(f"{rec_info['source']}: no spikes detected at {config.detect.threshold} σ; "
-                                    "check the polarity (--set detect.polarity=both) or lower detect.threshold")
-            store.save_spikes(spikes, {k: cfg_dict[k] for k in ("input", "preprocess", "detect")}, spike_hash)
+            spikes, artefacts = _artefact_stage(spikes, config, rec_info["source"], rec_info["duration_s"])
+            store.save_artefacts(artefacts, spike_hash)
+            store.save_spikes(spikes, {k: cfg_dict[k] for k in ("input", "preprocess", "detect", "artefact")},
+                              spike_hash)
 
     embeddings, sortings = {}, {}
     for method in feature_methods(config):
@@ -285,7 +310,8 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
         sortings[method] = sorting
 
     main = config.features.method
-    result = RunResult(out, spikes, embeddings, sortings, main, rec_info, timer.timings, skipped)
+    result = RunResult(out, spikes, embeddings, sortings, main, rec_info, timer.timings, skipped,
+                       artefacts=artefacts)
     run_id = config_hash({"spikes": spike_hash, "sortings": {m: store.hash_of(f"sorting/{m}") for m in sortings},
                           "main": main})
     with timer.stage("outputs"):
@@ -377,6 +403,8 @@ def write_outputs(result: RunResult, config: PipelineConfig) -> None:
     result.sorting.save_npz(out / "sorting.npz")
     write_csv(out / "units.csv", units_table(result.sorting, result.spikes, result.recording_info["duration_s"],
                                             result.recording_info.get("positions_um")))
+    if result.artefacts is not None and result.artefacts.found:
+        write_csv(out / "artefacts.csv", result.artefacts.rows(result.spikes.channel_ids))
     cfg = to_dict(config)
     write_text(out / "config.json", json.dumps(cfg, indent=2))
     write_text(out / "config.toml", to_toml(cfg))
@@ -446,6 +474,7 @@ def summary(result: RunResult) -> dict:
         "units": int(len(s.unit_ids)),
         "feature_method": result.main_method,
         "units_per_method": {m: int(len(x.unit_ids)) for m, x in result.sortings.items()},
+        "artefacts": result.artefacts.summary() if result.artefacts is not None else None,
         "stages": result.timings,
         "skipped_stages": result.skipped,
     }

@@ -395,6 +395,19 @@ class RunStore:
         a, attrs = self.read_group("spikes")
         return Spikes(fs=float(attrs["fs"]), peak_index=int(attrs["peak_index"]), **a)
 
+    def save_artefacts(self, artefacts, hash_: str) -> None:
+        """The artefact events found when the stored spikes were made (:mod:`spikevae.artefacts`)."""
+        self.write_group("artefacts", artefacts.to_arrays(), {}, hash_)
+
+    def load_artefacts(self):
+        """The stored :class:`~spikevae.artefacts.Artefacts`, or None (a store written before artefacts existed)."""
+        from .artefacts import Artefacts
+
+        if not self.has("artefacts"):
+            return None
+        a, _ = self.read_group("artefacts")
+        return Artefacts.from_arrays(a)
+
     def save_embedding(self, emb: Embedding, config: dict, hash_: str) -> None:
         arrays = {"features": emb.features}
         if emb.noise_features is not None:

@@ -57,6 +57,15 @@ class SimConfig:
     template_pre_ms: float = param(1.0, "template time before the trough", unit="ms", low=0.1, high=5)
     subsample_shifts: int = param(8, "sub-sample spike time positions (1 = on the sample grid)", low=1, high=64)
     block_samples: int = param(32768, "samples per lazily generated block", low=4096, high=1048576)
+    artefact_rate_hz: float = param(0.0, "artefacts shared across the array (stimulation pulses, cable knocks) per "
+                                         "second, at random times (0 = none)", unit="Hz", low=0.0, high=200)
+    artefact_amp_uv_min: float = param(300.0, "smallest peak of an artefact on its strongest electrode (wide-band, "
+                                              "drawn log-uniform)", unit="µV", low=1.0)
+    artefact_amp_uv_max: float = param(3000.0, "largest peak of an artefact on its strongest electrode", unit="µV",
+                                       low=1.0)
+    artefact_fraction: float = param(0.9, "fraction of the electrodes each artefact reaches", low=0.0, high=1.0)
+    artefact_decay_ms: float = param(0.5, "time constant of an artefact's decay after its biphasic pulse",
+                                     unit="ms", low=0.01, high=20)
     snr_band_low_hz: float = param(300.0, "low cutoff of the bandpass that defines SNR", unit="Hz", low=1)
     snr_band_high_hz: float = param(6000.0, "high cutoff of the bandpass that defines SNR", unit="Hz", low=10)
 
@@ -67,7 +76,8 @@ class SimConfig:
         pairs = [("units_min", "units_max"), ("snr_min", "snr_max"), ("rate_min_hz", "rate_max_hz"),
                  ("burst_isi_ms_min", "burst_isi_ms_max"), ("hard_amp_step_min", "hard_amp_step_max"),
                  ("background_min", "background_max"), ("background_snr_min", "background_snr_max"),
-                 ("noise_uv_min", "noise_uv_max"), ("snr_band_low_hz", "snr_band_high_hz")]
+                 ("noise_uv_min", "noise_uv_max"), ("snr_band_low_hz", "snr_band_high_hz"),
+                 ("artefact_amp_uv_min", "artefact_amp_uv_max")]
         for lo, hi in pairs:
             if getattr(self, lo) > getattr(self, hi):
                 raise SpikevaeConfigError(

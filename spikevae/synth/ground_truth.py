@@ -10,7 +10,7 @@ electrode, ``channel_ids`` and ``seed``. Background units are never in the file.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -46,6 +46,8 @@ class UnitInfo:
     seed : int
     n_background_units : int
         Units added to the traces but left out of the ground truth.
+    artefact_sample_index : ndarray of shape (n_artefacts,), int64
+        Onsets of the simulated artefacts (empty without them).
     """
 
     unit_ids: np.ndarray
@@ -60,6 +62,7 @@ class UnitInfo:
     channel_ids: np.ndarray
     seed: int
     n_background_units: int
+    artefact_sample_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """The fields as numpy arrays (scalars as 0-d arrays), ready for ``np.savez``."""

@@ -57,13 +57,16 @@ class SimulatedRecording(Recording):
     positions_um : ndarray of shape (n_channels, 2), µm
     block : int
         Samples per generated block (must equal the noise's block).
+    artefacts : ArtefactTrain, optional
+        Artefacts shared across the array (:mod:`.artefacts`), added to the traces.
     """
 
     def __init__(self, units: UnitTable, spikes: SpikeTable, noise, fs: float, n_samples: int,
-                 channel_ids, positions_um, block: int, source: str = "simulated"):
+                 channel_ids, positions_um, block: int, source: str = "simulated", artefacts=None):
         if noise is not None and noise.block != block:
             raise ValueError(f"noise block {noise.block} differs from the recording block {block}")
         self.units, self.spikes, self.noise, self.block = units, spikes, noise, int(block)
+        self.artefacts = artefacts
         self._init_meta(fs, channel_ids, n_samples, 1.0, 0.0, positions_um, source)
         self._cache: dict[int, np.ndarray] = {}
 
@@ -75,14 +78,14 @@ class SimulatedRecording(Recording):
     def without_noise(self) -> "SimulatedRecording":
         """The same spikes with no noise (for tests and measurements)."""
         return SimulatedRecording(self.units, self.spikes, None, self.fs, self.n_samples, self.channel_ids,
-                                  self.positions_um, self.block, self.source + " (noise-free)")
+                                  self.positions_um, self.block, self.source + " (noise-free)", self.artefacts)
 
     def scored_only(self) -> "SimulatedRecording":
         """The same recording without the background units."""
         keep = self.units.scored[self.spikes.row]
         return SimulatedRecording(self.units, self.spikes.subset(keep), self.noise, self.fs, self.n_samples,
                                   self.channel_ids, self.positions_um, self.block,
-                                  self.source + " (no background)")
+                                  self.source + " (no background)", self.artefacts)
 
     def _spike_block(self, b0: int) -> np.ndarray:
         """Sum of the templates of all spikes touching samples [b0, b0 + block), float64 µV."""
@@ -104,6 +107,8 @@ class SimulatedRecording(Recording):
         """Block j of the traces, (block, n_channels) float32 µV; the last two are cached."""
         if j not in self._cache:
             x = self._spike_block(j * self.block)
+            if self.artefacts is not None:
+                self.artefacts.add_block(j * self.block, x)
             if self.noise is not None:
                 self.noise.add_block_uv(j, x)
             if len(self._cache) >= 2:

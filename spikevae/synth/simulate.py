@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import SpikevaeError
 from ..objects import Sorting
 from ..recording import Recording, utah_positions
+from .artefacts import draw_artefacts
 from .config import SimConfig
 from .ground_truth import UnitInfo
 from .noise import BlockNoise, RecordedNoise, colouring_fir, measured_sigma
@@ -114,7 +115,9 @@ def simulate_recording(config: SimConfig | None = None, seed: int = 0, *, templa
     Returns
     -------
     recording : SimulatedRecording
-        Traces in µV; ``recording.unit_info`` is the :class:`UnitInfo` of the scored units.
+        Traces in µV; ``recording.unit_info`` is the :class:`UnitInfo` of the scored units
+        (with ``artefact_sample_index``, the onsets of the simulated artefacts, when
+        ``config.artefact_rate_hz`` > 0).
     ground_truth : Sorting
         One entry per scored spike (background units excluded), sorted by time.
         ``sample_index`` is the sample of the spike's extremum after the SNR bandpass
@@ -131,9 +134,12 @@ def simulate_recording(config: SimConfig | None = None, seed: int = 0, *, templa
     units = design_units(cfg, n_el, sigma, np.random.default_rng([seed, 2]), fn)
     spikes = _draw_spikes(cfg, units, seed, n_samples)
     channel_ids = np.array([str(i + 1) for i in range(n_el)])
+    artefacts = draw_artefacts(cfg, seed, n_el, n_samples)
     rec = SimulatedRecording(units, spikes, noise, cfg.fs, n_samples, channel_ids, pos, cfg.block_samples,
-                             source=f"simulated(seed={seed})")
+                             source=f"simulated(seed={seed})", artefacts=artefacts)
     gt, info = _ground_truth(cfg, units, spikes, sigma, channel_ids, seed, n_samples)
+    if artefacts is not None:
+        info.artefact_sample_index = artefacts.onset
     rec.unit_info = info
     log.info("simulated %d electrodes, %.1f s: %d scored units (%d spikes), %d background units",
              n_el, cfg.duration_s, len(info.unit_ids), gt.sample_index.shape[0], info.n_background_units)
