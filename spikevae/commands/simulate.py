@@ -40,7 +40,14 @@ def sim_config(duration: float, electrodes: int, overrides=()):
               help="take the background noise from this recording (tiled) instead of 1/f + white noise")
 @click.option("--set", "overrides", multiple=True, metavar="sim.KEY=VALUE",
               help="override a simulation setting, e.g. --set sim.snr_min=4 (see spikevae.synth.SimConfig)")
-def simulate(out_dir, duration, electrodes, seed, fmt, chunk_s, templates_from, latent_scale, noise_from, overrides):
+@click.option("--sessions", default=1, show_default=True, type=int,
+              help="N > 1: N sessions of one array in OUT_DIR/session_<k>/ with tracking_truth.csv (unit identities)")
+@click.option("--drift", default=0.1, show_default=True, type=float,
+              help="with --sessions: SD of the log-amplitude change of each unit per session (time stretch: half)")
+@click.option("--turnover", default=0.2, show_default=True, type=float,
+              help="with --sessions: fraction of units that appear or vanish part-way")
+def simulate(out_dir, duration, electrodes, seed, fmt, chunk_s, templates_from, latent_scale, noise_from, overrides,
+             sessions, drift, turnover):
     """Simulate a Utah-array recording with ground truth into OUT_DIR.
 
     Writes the recording, ground_truth.npz (sample_index, unit, electrode, fs and per-unit
@@ -59,6 +66,17 @@ def simulate(out_dir, duration, electrodes, seed, fmt, chunk_s, templates_from, 
         from ..io import open_recording
 
         noise = open_recording(noise_from)
+    if sessions > 1:
+        from ..tracking.simulate import simulate_sessions, write_sessions
+
+        if noise is not None:
+            raise SpikevaeConfigError("--noise-from is not supported with --sessions; use the 1/f + white noise model")
+        sims = simulate_sessions(cfg, sessions, drift, seed, turnover=turnover, template_fn=template_fn)
+        done = write_sessions(out_dir, sims, cfg, fmt, chunk_s)
+        n_id = len({int(i) for ss in sims for i in ss.truth.identity})
+        click.echo(f"wrote {sessions} sessions {out_dir}/session_0..{sessions - 1} ({done[0]['n_electrodes']} electrodes, "
+                   f"{done[0]['duration_s']:g} s each; {n_id} units, drift {drift:g}) and {out_dir}/tracking_truth.csv")
+        return
     rec, gt = simulate_recording(cfg, seed, template_fn=template_fn, noise_recording=noise)
     s = write_simulation(out_dir, rec, gt, cfg, seed, fmt, chunk_s)
     snr = "" if not s["snr_range"] else f", SNR {s['snr_range'][0]:.1f}-{s['snr_range'][1]:.1f}"

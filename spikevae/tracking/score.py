@@ -2,8 +2,9 @@
 
 Each session's sorted units are first mapped to ground-truth units by spikevae's own scoring
 (:func:`spikevae.compare.compare_sortings`: Hungarian matching on the SpikeForest agreement,
-±0.4 ms); a sorted unit whose matched ground-truth unit reaches ``min_accuracy`` takes that
-unit's identity, other sorted units have none. A *true link* joins two sorted units of
+±0.4 ms); a sorted unit takes the identity of its matched ground-truth unit when at least
+``min_precision`` of its spikes are that unit's (it is mostly that neuron), other sorted units
+have none. A *true link* joins two sorted units of
 consecutive sessions with the same identity; a predicted link is *correct* when both ends
 have that same identity and *wrong* when at least one end has an identity and they differ
 (links between two units without identity are not judged). Precision = correct / judged
@@ -37,12 +38,13 @@ def truth_labels(spikes: Spikes, gt: Sorting, tol_ms: float = 0.4) -> np.ndarray
 
 
 def sorted_identities(sorting: Sorting, gt: Sorting, identity_of_gt: dict[int, int],
-                      min_accuracy: float = 0.5) -> dict[int, int]:
-    """``sorted unit -> identity`` for the sorted units that match a ground-truth unit with at least
-    ``min_accuracy`` (``identity_of_gt`` maps the session's ground-truth unit ids to identities)."""
+                      min_precision: float = 0.5) -> dict[int, int]:
+    """``sorted unit -> identity`` for the sorted units matched to a ground-truth unit that makes up at
+    least ``min_precision`` of their spikes (``identity_of_gt`` maps the session's ground-truth unit ids
+    to identities)."""
     scores = compare_sortings(gt, sorting)
     return {u["sorted_unit"]: identity_of_gt[u["gt_unit"]] for u in scores["units"]
-            if u["sorted_unit"] >= 0 and u["accuracy"] >= min_accuracy and u["gt_unit"] in identity_of_gt}
+            if u["sorted_unit"] >= 0 and u["precision"] >= min_precision and u["gt_unit"] in identity_of_gt}
 
 
 def score_links(result: TrackResult, identities: list[dict[int, int]]) -> dict:
@@ -90,3 +92,35 @@ def score_links(result: TrackResult, identities: list[dict[int, int]]) -> dict:
             "recall": correct / len(true) if true else float("nan"),
             "n_true": len(true), "n_predicted": judged, "n_correct": correct, "n_unjudged": unjudged,
             "n_vanished": vanished, "vanished_left_unmatched": kept_apart}
+
+
+def score_runs(run_dirs, truth_csv, result: TrackResult, sorting: str | None = None) -> dict:
+    """Score the tracks of run folders of simulated sessions (:func:`score_links`).
+
+    The ground truth of session k is ``session_<k>/ground_truth.npz`` beside ``truth_csv``, as
+    ``spikevae simulate --sessions N`` writes them.
+
+    Raises
+    ------
+    SpikevaeError
+        When a session's ground truth is missing.
+    """
+    from pathlib import Path
+
+    from ..errors import SpikevaeError
+    from ..store import RunStore
+    from .session import load_session
+    from .simulate import read_tracking_truth
+
+    truth = read_tracking_truth(truth_csv)
+    identities = []
+    for k, run in enumerate(run_dirs):
+        gt_path = Path(truth_csv).parent / f"session_{k}" / "ground_truth.npz"
+        if not gt_path.is_file():
+            raise SpikevaeError(f"{gt_path}: no ground truth for session {k}; pass the tracking_truth.csv that "
+                                "`spikevae simulate --sessions N` wrote beside its session folders")
+        method = sorting or load_session(run).config.get("features", {}).get("method", "pca")
+        s = RunStore(run).load_sorting(method)
+        identities.append(sorted_identities(s, Sorting.load_npz(gt_path),
+                                            {g: i for (sess, g), i in truth.items() if sess == k}))
+    return score_links(result, identities)

@@ -225,5 +225,5 @@ def track_runs(run_dirs, out_dir, config: TrackConfig | None = None, sorting: st
 
     sessions = [load_session(r, sorting) for r in run_dirs]
     result = track_sessions(sessions, config, progress)
-    write_track_outputs(Path(out_dir), result, sessions[0].spikes.channel_ids, progress)
+    write_track_outputs(Path(out_dir), result, sessions[0].spikes.channel_ids, progress, sessions[0].spikes.fs)
     return result

@@ -1,0 +1,143 @@
+"""Online classification with a finished run's model (issue 15): no refitting, chunk by chunk."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from spikevae.errors import SpikevaeError
+from spikevae.online import (Chunk, OnlineSorter, agreement_with, classify_recording, load_online_model,
+                             recording_chunks)
+from spikevae.params import load_config
+from spikevae.pipeline import run_pipeline
+from spikevae.preprocess import preprocess
+from spikevae.store import RunStore
+from spikevae.synth import SimConfig, simulate_recording
+from spikevae.tracking.session import labels_of_spikes
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A sorted 6-electrode, 15 s simulation written as NSx, its run folder and the rebuilt model."""
+    from spikevae.synth.export import write_recording
+
+    root = tmp_path_factory.mktemp("online")
+    rec, gt = simulate_recording(SimConfig(n_electrodes=6, duration_s=15), 2)
+    path = write_recording(root / "sim", rec, "nsx")
+    cfg = load_config(overrides=["cluster.n_jobs=1", "run.n_jobs=1"])
+    result = run_pipeline(path, cfg, root / "run", report=False)
+    return root, path, result, load_online_model(root / "run")
+
+
+def test_model_is_rebuilt_from_the_run(run):
+    _, _, result, model = run
+    units = {int(u) for u in result.sorting.unit_ids}
+    assert {int(c) for clf in model.classifiers.values() for c in clf.classes if c >= 0} == units
+    assert "PCA, refitted" in model.description and "noise class" in model.description
+    assert np.array_equal(model.noise_uv, result.spikes.noise_uv)
+
+
+def test_online_labels_equal_the_offline_classifier_on_the_same_spikes(run):
+    """Chunked detection finds exactly the run's spikes, and labels them as the batch classifier does."""
+    from spikevae.io import open_recording
+
+    _, path, result, model = run
+    online = classify_recording(model, open_recording(path), chunk_s=0.5)
+    spikes = result.spikes
+    assert np.array_equal(online.sorting.sample_index, spikes.sample_index)
+    assert np.array_equal(online.sorting.electrode, spikes.electrode)
+    offline_units, offline_reason = model.classify_spikes(spikes)
+    assert np.array_equal(online.sorting.unit, offline_units)
+    assert np.array_equal(online.reason, offline_reason)
+    assert (online.sorting.unit >= 0).sum() > 200
+
+
+def test_classify_on_the_runs_own_recording_agrees_with_its_sorting(run):
+    from spikevae.io import open_recording
+
+    _, path, result, model = run
+    online = classify_recording(model, open_recording(path), chunk_s=1.0)
+    a = agreement_with(result.sorting, online.sorting)
+    assert a["found"] >= 0.99  # the rest: spikes the run's overlap resolution added, not detections
+    assert a["agreement"] >= 0.95, a
+    # spikes of the run's units, not just any labels: the unit ids are the run's
+    n = result.spikes.n_spikes
+    same = labels_of_spikes(result.spikes, result.sorting) == online.sorting.unit
+    assert same.mean() >= 0.95 and n == online.sorting.unit.size
+
+
+def test_a_stream_of_chunks_gives_the_same_labels_whatever_the_chunk_size(run):
+    from spikevae.io import open_recording
+
+    _, path, _, model = run
+    filtered = preprocess(open_recording(path), model.config.preprocess)
+    sorter = OnlineSorter(model, filtered.n_samples)
+
+    def labels(chunk_s):
+        parts = list(sorter.run(recording_chunks(filtered, sorter.margin, chunk_s)))
+        assert all(p.latency_s > 0 for p in parts)
+        return np.concatenate([p.sample_index for p in parts]), np.concatenate([p.unit for p in parts])
+
+    t1, u1 = labels(1.0)
+    t2, u2 = labels(0.3)
+    assert np.array_equal(t1, t2) and np.array_equal(u1, u2)
+
+
+def test_a_spike_of_no_known_unit_stays_unsorted(run):
+    _, _, result, model = run
+    sp = result.spikes
+    lab = labels_of_spikes(sp, result.sorting)
+    biggest = max(result.sorting.unit_ids, key=lambda u: abs(sp.amplitude_uv[lab == u].mean()))
+    idx = np.flatnonzero(lab == biggest)[:50]
+    # the same electrode, but a neuron 3 times larger than any it had: no known unit
+    alien = model.spikes(sp.sample_index[idx], sp.electrode[idx], sp.waveforms[idx] * 3.0)
+    unit, reason = model.classify_spikes(alien)
+    assert (unit == -1).all() and (reason == 2).all()
+    unit, reason = model.classify_spikes(model.spikes(sp.sample_index[idx], sp.electrode[idx], sp.waveforms[idx]))
+    assert (unit == biggest).mean() > 0.9 and (reason[unit == biggest] == 0).all()
+
+
+def test_classify_command_writes_the_sorting_contract_and_summary(run, tmp_path):
+    from spikevae.cli import main
+    from spikevae.objects import Sorting
+
+    root, path, result, _ = run
+    out = tmp_path / "cls"
+    main(["-q", "classify", str(root / "run"), str(path), "-o", str(out), "--chunk-s", "1",
+          "--offline", str(root / "run" / "sorting.npz")])
+    s = Sorting.load_npz(out / "sorting.npz")
+    assert s.sample_index.size == result.spikes.n_spikes and s.fs == result.spikes.fs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_chunks"] == 15 and summary["spikes_per_s"] > 0
+    assert summary["chunk_latency_ms"]["p95"] >= summary["chunk_latency_ms"]["median"] > 0
+    assert summary["agreement_with_offline"]["agreement"] >= 0.95
+    per_el = summary["electrodes"]
+    assert sum(v["unsorted"] for v in per_el.values()) == summary["n_unsorted"] == int((s.unit < 0).sum())
+
+
+def test_a_recording_of_another_array_is_refused(run):
+    _, _, _, model = run
+    rec, _ = simulate_recording(SimConfig(n_electrodes=4, duration_s=1), 0)
+    with pytest.raises(SpikevaeError, match="4 channels but the model's run had 6"):
+        classify_recording(model, rec)
+
+
+def test_not_a_run_folder_is_one_line(tmp_path):
+    with pytest.raises(SpikevaeError, match="not a run folder"):
+        load_online_model(tmp_path)
+
+
+def test_chunk_from_a_live_stream(run):
+    """A stream hands over filtered blocks with margins; the sorter needs nothing else."""
+    from spikevae.io import open_recording
+
+    _, path, result, model = run
+    filtered = preprocess(open_recording(path), model.config.preprocess)
+    sorter = OnlineSorter(model)  # open-ended: no recording length
+    start, stop = 30000, 60000
+    x = filtered.get_traces(start - sorter.margin, stop + sorter.margin)
+    out = sorter.classify_chunk(Chunk(start, stop, x, sorter.margin))
+    sel = (result.spikes.sample_index >= start) & (result.spikes.sample_index < stop)
+    assert np.array_equal(out.sample_index, result.spikes.sample_index[sel])
+    assert RunStore(path.parent.parent / "run").has("spikes")
