@@ -142,7 +142,10 @@ def test_real_stimulation_session_artefact_units_disappear(tmp_path):
     off = run_pipeline(spikes, load_config(overrides=["artefact.enabled=false"]), tmp_path / "off", report=False)
     big = [u for u in off.sorting.unit_ids if off.sorting.electrode[off.sorting.unit == u][0] == 63]
     assert len(big) >= 2  # the stimulation artefacts on channel 64 form units without rejection
-    on = run_pipeline(spikes, load_config(), tmp_path / "on", report=False)
+    on = run_pipeline(spikes, load_config(), tmp_path / "on", report=True)
     assert 63 in on.artefacts.excluded_electrodes.tolist()
     assert on.artefacts.n_events >= 100 and on.artefacts.n_spikes_removed > 0.8 * spikes.n_spikes
     assert len(on.sorting.unit_ids) == 0
+    page = (tmp_path / "on" / "report.html").read_text()
+    assert "<h2 id='artefacts'>Artefacts</h2>" in page and "artefact electrodes left out entirely: 64" in page
+    assert 'alt="artefact events"' in page

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .artefacts import artefact_section
 from . import correlograms as cg
 from . import figures as fg
 from . import html as hp
@@ -201,8 +202,10 @@ def _head(ctx: ReportContext, metrics: dict, qcfg) -> list[str]:
     body = [f"<h1>{hp.esc(ctx.title)}</h1>",
             "<p><a href='#summary'>summary</a> · <a href='#comparison'>methods</a> · "
             + ("<a href='#training'>VAE training</a> · " if ctx.history else "")
+            + ("<a href='#artefacts'>artefacts</a> · " if ctx.artefacts is not None else "")
             + "<a href='#units'>units</a> · <a href='#overview'>electrodes</a> · " + hp.GOOD_FILTER + "</p>",
-            hp.summary_section(ctx, metrics), hp.comparison_section(ctx, metrics)]
+            hp.summary_section(ctx, metrics), hp.comparison_section(ctx, metrics),
+            artefact_section(ctx.artefacts, ctx.spikes.channel_ids, ctx.duration_s)]
     if ctx.history:
         body.append("<h2 id='training'>VAE training</h2>" + hp.img(fg.training_curves(ctx.history), "VAE training curves"))
     body.append(f"<h2 id='units'>Units</h2><p>good = {hp.esc(describe_preset(qcfg.preset))} "

@@ -60,6 +60,8 @@ class ReportContext:
         Seed of those subsamples.
     n_jobs : int, optional
         Processes drawing the electrode figures (default: the configuration's ``run.n_jobs``, else 1).
+    artefacts : Artefacts, optional
+        The artefact events whose spikes were removed (:mod:`spikevae.artefacts`).
     """
 
     spikes: Spikes
@@ -77,6 +79,7 @@ class ReportContext:
     max_points: int = 3000
     seed: int = 0
     n_jobs: int | None = None
+    artefacts: object = None
 
     def __post_init__(self) -> None:
         if not self.sortings:
@@ -159,6 +162,7 @@ def context_from_run(out_dir, gt: Sorting | None = None, main_method: str | None
         scores = _read_json(out / "scores.json")
     history = _read_json(out / "vae_model" / "history.json")
     return ReportContext(spikes=store.load_spikes(out), sortings=sortings,
+                         artefacts=store.RunStore(out).load_artefacts(),
                          main_method=main if main in sortings else None, embeddings=embeddings,
                          recording_info=_as_dict(info.get("recording")), config=cfg,
                          timings=_as_dict(info.get("timings")), history=history, gt_scores=scores,
@@ -180,6 +184,7 @@ def context_from_result(result) -> ReportContext:
     history = _read_json(Path(result.out_dir) / "vae_model" / "history.json")
     cfg = getattr(result, "config", None)
     return ReportContext(spikes=result.spikes, sortings=result.sortings, main_method=result.main_method,
+                         artefacts=getattr(result, "artefacts", None),
                          embeddings=result.embeddings, metrics=result.metrics or {},
                          recording_info=result.recording_info, config=to_dict(cfg) if cfg is not None else
                          _read_json(Path(result.out_dir) / "config.json") or {},
