@@ -69,10 +69,11 @@ def main(argv=None) -> None:
             for seed in args.seeds:
                 sims = simulate_sessions(sim, args.sessions, drift, seed, turnover=args.turnover)
                 both = sort_sessions(sims, Path(tmp) / f"d{drift}", args.features, seed)
+                present = [set(s.truth.identity.tolist()) for s in sims]
                 for labels, (sessions, ids) in zip(("sorted", "oracle"), both):
                     for method in METHODS:
                         r = track_sessions(sessions, TrackConfig(method=method, model=args.model))
-                        s = score_links(r, ids)
+                        s = score_links(r, ids, present)
                         totals[(drift, labels, method)] += [s["n_correct"], s["n_predicted"], s["n_true"], 0]
                         vanished[(drift, labels, method)] += [s["vanished_left_unmatched"], s["n_vanished"]]
                 print(f"drift {drift} seed {seed} done ({time.perf_counter() - t0:.0f} s)", flush=True)

@@ -138,3 +138,38 @@ def test_unknown_method_and_single_session_are_one_line_errors(drifted):
         track_sessions(drifted[0][:1])
     with pytest.raises(SpikevaeConfigError, match="--method cosine: use one of"):
         track_sessions(drifted[0], TrackConfig(method="cosine"))
+
+
+def test_simulate_sort_and_track_from_the_command_line(tmp_path):
+    """simulate --sessions -> run each session -> track: units.csv, figures, report, scores."""
+    from spikevae.cli import main
+
+    sim = tmp_path / "sim"
+    main(["-q", "simulate", str(sim), "--sessions", "2", "--drift", "0.05", "--turnover", "0", "--electrodes", "4",
+          "--duration", "12", "--seed", "3"])
+    assert (sim / "session_0" / "recording.ns5").is_file() and (sim / "session_1" / "ground_truth.npz").is_file()
+    truth = read_tracking_truth(sim / "tracking_truth.csv")
+    assert {s for s, _ in truth} == {0, 1}
+    runs = []
+    for k in range(2):
+        runs.append(str(tmp_path / f"run{k}"))
+        main(["-q", "run", str(sim / f"session_{k}" / "recording.ns5"), "-o", runs[-1], "--no-report",
+              "--set", "run.n_jobs=1", "--set", "cluster.n_jobs=1"])
+    out = tmp_path / "track"
+    main(["-q", "track", *runs, "-o", str(out), "--truth", str(sim / "tracking_truth.csv")])
+    with open(out / "units.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {"session", "unit", "electrode", "track", "match_probability"} <= set(rows[0])
+    from spikevae.objects import Sorting
+
+    for k in range(2):  # one row per sorted unit of each session, ids as in its sorting.npz
+        ids = {int(r["unit"]) for r in rows if r["session"] == str(k)}
+        assert ids == {int(u) for u in Sorting.load_npz(f"{runs[k]}/sorting.npz").unit_ids}
+    linked = [r for r in rows if r["session"] == "1" and r["match_probability"]]
+    assert linked and all(0.05 <= float(r["match_probability"]) <= 1 for r in linked)
+    for r in linked:  # a linked unit continues the track of the unit it follows
+        prev = next(p for p in rows if p["session"] == "0" and p["unit"] == r["previous_unit"])
+        assert prev["track"] == r["track"] and prev["electrode"] == r["electrode"]
+    figures = sorted(p.name for p in (out / "figures").glob("electrode_*.png"))
+    assert figures and all(f"figures/{f}" in (out / "report.html").read_text() for f in figures)
+    assert (out / "figures" / figures[0]).read_bytes()[:4] == b"\x89PNG"

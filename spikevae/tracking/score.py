@@ -47,7 +47,7 @@ def sorted_identities(sorting: Sorting, gt: Sorting, identity_of_gt: dict[int, i
             if u["sorted_unit"] >= 0 and u["precision"] >= min_precision and u["gt_unit"] in identity_of_gt}
 
 
-def score_links(result: TrackResult, identities: list[dict[int, int]]) -> dict:
+def score_links(result: TrackResult, identities: list[dict[int, int]], present: list[set] | None = None) -> dict:
     """Precision and recall of the links of ``result`` against the identities of each session's units.
 
     Parameters
@@ -55,13 +55,17 @@ def score_links(result: TrackResult, identities: list[dict[int, int]]) -> dict:
     result : TrackResult
     identities : list of dict
         Per session, ``sorted unit -> identity`` (:func:`sorted_identities`).
+    present : list of set, optional
+        Per session, the identities of every neuron the session holds (sorted or not): a unit has
+        *vanished* when its identity is absent from the next session. Default: the identities of
+        the next session's identified units.
 
     Returns
     -------
     dict
         ``precision``, ``recall``, ``n_true``, ``n_predicted`` (judged), ``n_correct``, ``n_unjudged``,
-        ``n_vanished`` (identified units with no identified successor) and ``vanished_left_unmatched``
-        (of those, how many no unit of the next session was linked to).
+        ``n_vanished`` (identified units whose neuron is gone from the next session) and
+        ``vanished_left_unmatched`` (of those, how many no unit of the next session was linked to).
     """
     true = set()
     for s in range(1, len(identities)):
@@ -83,7 +87,7 @@ def score_links(result: TrackResult, identities: list[dict[int, int]]) -> dict:
         correct += int(a is not None and a == b)
     vanished = kept_apart = 0
     for s in range(1, len(identities)):
-        later = set(identities[s].values())
+        later = present[s] if present is not None else set(identities[s].values())
         for u, ident in identities[s - 1].items():
             if ident not in later:
                 vanished += 1
@@ -123,4 +127,5 @@ def score_runs(run_dirs, truth_csv, result: TrackResult, sorting: str | None = N
         s = RunStore(run).load_sorting(method)
         identities.append(sorted_identities(s, Sorting.load_npz(gt_path),
                                             {g: i for (sess, g), i in truth.items() if sess == k}))
-    return score_links(result, identities)
+    present = [{i for (sess, _), i in truth.items() if sess == k} for k in range(len(run_dirs))]
+    return score_links(result, identities, present)
