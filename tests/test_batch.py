@@ -98,6 +98,11 @@ def test_local_cluster_gives_the_same_bytes_as_serial(serial, dask_cluster, tmp_
                        options=TaskOptions(report=False, electrodes_on_dask=True))
     assert result.engine == "dask" and [r["status"] for r in result.rows] == ["ok"] * 3
     assert [_npz(r) for r in result.rows] == [_npz(r) for r in serial.rows]
+    from distributed import Client
+
+    with Client(dask_cluster) as client:  # the electrodes were Dask tasks of their own
+        prefixes = client.run_on_scheduler(_task_prefixes)
+    assert any("batch" in p for p in prefixes) and any("cluster_job" in p for p in prefixes), prefixes
 
 
 def test_map_jobs_runs_on_dask_workers_in_order(dask_cluster):
@@ -115,34 +120,77 @@ def _square_and_pid(k: int) -> tuple[int, int]:
     return k * k, os.getpid()
 
 
+def _task_prefixes(dask_scheduler) -> list[str]:
+    return list(dask_scheduler.task_prefixes)
+
+
+def _local_pool_in_worker(n: int) -> tuple[list, int]:
+    from spikevae.execution import map_jobs
+
+    return map_jobs(_square_and_pid, list(range(n)), n_jobs=2, spawn=False), os.getpid()
+
+
+def test_dask_worker_can_start_local_worker_processes(dask_cluster):
+    """Dask workers are daemonic processes; detection and report pools still start inside them."""
+    from distributed import Client
+
+    with Client(dask_cluster) as client:
+        out, worker_pid = client.submit(_local_pool_in_worker, 6, pure=False).result()
+    assert [x for x, _ in out] == [k * k for k in range(6)]
+    assert worker_pid not in {pid for _, pid in out}
+
+
 @pytest.mark.parametrize("engine", ["processes", "dask"])
 def test_killed_worker_is_retried(engine, serial, dask_cluster, tmp_path):
-    items = collect_items([r["recording"] for r in serial.rows[:2]], tmp_path)
+    n = 1 if engine == "processes" else 2  # a fresh process per attempt: keep it short
+    items = collect_items([r["recording"] for r in serial.rows], tmp_path)[1:1 + n]
     scheduler = dask_cluster.scheduler_address if engine == "dask" else None
     result = run_batch(items=items, config=load_config(None, FAST), out_dir=tmp_path, engine=engine, workers=2,
                        scheduler=scheduler, options=TaskOptions(report=False, hook=_kill_first_attempt))
     assert (tmp_path / "killed-sess2_recording").exists(), "the worker was not killed"
     attempts = (tmp_path / "attempts.log").read_text().split()
-    assert attempts.count("sess2_recording") == 2 and attempts.count("sess1_recording") == 1
-    assert [r["status"] for r in result.rows] == ["ok", "ok"]
-    assert [_npz(r) for r in result.rows] == [_npz(r) for r in serial.rows[:2]]
+    assert attempts.count("sess2_recording") == 2 and attempts.count("sess3_recording") == n - 1
+    assert [r["status"] for r in result.rows] == ["ok"] * n
+    assert [_npz(r) for r in result.rows] == [_npz(r) for r in serial.rows[1:1 + n]]
     if engine == "processes":
-        assert [r["attempts"] for r in result.rows] == [1, 2]
+        assert result.rows[0]["attempts"] == 2
 
 
-def test_bad_recording_fails_alone(sessions, tmp_path, capsys):
+def _always_raise(item) -> None:
+    """Task hook: every attempt at sess1 fails as a bug or a lost file would (not a user error)."""
+    with open(Path(item.output).parent / "attempts.log", "a") as fh:
+        fh.write(f"{Path(item.output).name}\n")
+    if "sess1" in item.output:
+        raise OSError(f"{item.recording}: stale file handle")
+
+
+@pytest.mark.parametrize("engine", ["serial", "dask"])
+def test_failure_after_retries_is_named(engine, serial, dask_cluster, tmp_path):
+    items = collect_items([r["recording"] for r in serial.rows[:2]], tmp_path)
+    scheduler = dask_cluster.scheduler_address if engine == "dask" else None
+    result = run_batch(items=items, config=load_config(None, FAST), out_dir=tmp_path, engine=engine, retries=1,
+                       scheduler=scheduler, options=TaskOptions(report=False, hook=_always_raise))
+    failed, ok = result.rows
+    assert failed["status"] == "failed" and ok["status"] == "ok" and _npz(ok) == _npz(serial.rows[1])
+    assert failed["error"].startswith("OSError:") and "stale file handle (after 2 attempts)" in failed["error"]
+    assert (tmp_path / "attempts.log").read_text().split().count("sess1_recording") == 2
+    rows = list(csv.DictReader(open(tmp_path / SUMMARY_CSV)))
+    assert rows[0]["status"] == "failed" and "stale file handle" in rows[0]["error"]
+
+
+def test_bad_recording_fails_alone(sessions, dask_cluster, tmp_path, capsys):
     bad = tmp_path / "broken.h5"
     bad.write_bytes(np.random.default_rng(0).bytes(4000))
     good = sessions / "sess3" / "recording.h5"
     out = tmp_path / "out"
-    code = _run_cli(["batch", str(good), str(bad), "-o", str(out), "--no-report", "--engine", "processes",
-                     "--workers", "2", *_sets()])
+    code = _run_cli(["batch", str(good), str(bad), "-o", str(out), "--no-report",
+                     "--scheduler", dask_cluster.scheduler_address, *_sets()])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "1 of 2 recordings failed: broken.h5" in err[0]
     rows = {Path(r["recording"]).name: r for r in csv.DictReader(open(out / SUMMARY_CSV))}
     assert rows["recording.h5"]["status"] == "ok" and (out / "recording" / "sorting.npz").is_file()
     assert rows["broken.h5"]["status"] == "failed" and "broken.h5" in rows["broken.h5"]["error"]
-    assert rows["broken.h5"]["attempts"] == "1"  # a user error is not retried
+    assert rows["broken.h5"]["error"].count("broken.h5") == 1 and "after" not in rows["broken.h5"]["error"]
 
 
 def test_table_applies_per_recording_settings(sessions, serial, tmp_path):

@@ -223,27 +223,27 @@ def connect(scheduler: str):
     Raises
     ------
     SpikevaeError
-        When no scheduler answers at ``scheduler`` within 30 s.
+        When no scheduler answers at ``scheduler`` within 20 s.
     """
     from distributed import Client
 
     try:
-        return Client(scheduler, timeout="30s")
+        return Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise SpikevaeError(f"--scheduler {scheduler}: no Dask scheduler answered ({one_line(exc)}); start one with "
                             "`dask scheduler` and give the tcp:// address it prints") from None
 
 
 def run_engine(engine: str, items: list[BatchItem], config_dict: dict, options: TaskOptions, *, retries: int,
-               workers: int, scheduler: str | None, progress: bool) -> list[dict]:
-    """Rows of every recording, run by ``engine`` (already chosen by :func:`choose_engine`)."""
+               workers: int, client=None, progress: bool) -> list[dict]:
+    """Rows of every recording, run by ``engine`` (already chosen by :func:`choose_engine`), on
+    ``client``'s cluster when given, else (Dask) on a local cluster of ``workers`` processes."""
     if engine == "serial":
         return run_serial(items, config_dict, options, retries, progress)
     if engine == "processes":
         return run_processes(items, config_dict, options, retries, workers, progress)
-    if scheduler:
-        with connect(scheduler) as client:
-            return run_dask(items, config_dict, options, retries, client, progress)
+    if client is not None:
+        return run_dask(items, config_dict, options, retries, client, progress)
     from distributed import Client
 
     with local_cluster(workers, retries) as cluster, Client(cluster) as client:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import SpikevaeError
 from ..params import PipelineConfig
-from .engines import choose_engine, run_engine
+from .engines import choose_engine, connect, run_engine
 from .inputs import BatchItem, collect_items
 from .task import ROW_FIELDS, TaskOptions, item_config
 
@@ -111,11 +111,16 @@ def run_batch(inputs=(), config: PipelineConfig | None = None, out_dir="spikevae
     config_dict = to_dict(config)
     for item in items:  # a bad table cell stops the batch before any recording is sorted
         item_config(config_dict, item)
-    out = check_writable(out_dir)
-    log.info("batch: %d recordings -> %s (%s engine%s)", len(items), out, engine,
-             f", scheduler {scheduler}" if scheduler else (f", {workers} workers" if engine != "serial" else ""))
-    rows = run_engine(engine, items, config_dict, options, retries=retries, workers=workers, scheduler=scheduler,
-                      progress=progress)
+    client = connect(scheduler) if scheduler else None  # an address that does not answer stops here
+    try:
+        out = check_writable(out_dir)
+        log.info("batch: %d recordings -> %s (%s engine%s)", len(items), out, engine,
+                 f", scheduler {scheduler}" if scheduler else (f", {workers} workers" if engine != "serial" else ""))
+        rows = run_engine(engine, items, config_dict, options, retries=retries, workers=workers, client=client,
+                          progress=progress)
+    finally:
+        if client is not None:
+            client.close()
     result = BatchResult(rows, out, engine, time.perf_counter() - t0)
     write_summary(result, config_dict)
     return result
