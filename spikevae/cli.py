@@ -140,10 +140,11 @@ def filter(recording, out_path, **opts):  # noqa: A001 - the stage's name
     from .io.hdf5 import write_hdf5
     from .pipeline import open_input
     from .preprocess import preprocess
-    from .store import check_writable, refuse_input_as_output
+    from .store import check_writable, refuse_foreign_file, refuse_input_as_output
 
     cfg = build_config(**opts)
     refuse_input_as_output(recording, out_path)
+    refuse_foreign_file(out_path)
     rec = open_input(recording, cfg)
     check_writable(Path(out_path).parent)
     if not hasattr(rec, "get_traces"):

@@ -20,7 +20,7 @@ from .objects import Embedding, Sorting, Spikes
 from .params import PipelineConfig
 from .recording import Recording
 from .store import (RUN_OUTPUT_PATTERNS, STORE_NAME, RunStore, check_writable, clear_outputs, record_outputs,
-                    refuse_input_as_output, write_text)
+                    refuse_foreign_outputs, refuse_input_as_output, write_text)
 
 log = logging.getLogger(__name__)
 
@@ -263,8 +263,13 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
         data = source if isinstance(source, (Recording, Spikes)) else open_input(source, config)
         ident = input_identity(source, data)
         if isinstance(data, Recording):
+            from .io import find_clipped_channels
+
             _validate_recording(data, config)
             rec_info = data.describe()
+            clipped = find_clipped_channels(data)  # a warning names them; the summary lists them
+            if clipped.size:
+                rec_info["clipped_channels"] = [str(data.channel_ids[c]) for c in clipped]
         else:
             from .io.nev import nev_recording_info
 
@@ -272,6 +277,7 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
         rec_info["duration_s"] = float(rec_info.get("duration_s", 0.0))
         if gt is not None:  # read before the sort, so a wrong file stops the run at once
             gt = check_ground_truth(gt, rec_info)
+    refuse_foreign_outputs(out_dir)
     out = check_writable(out_dir)
     store = RunStore(out).recover()
 
@@ -475,6 +481,7 @@ def summary(result: RunResult) -> dict:
         "feature_method": result.main_method,
         "units_per_method": {m: int(len(x.unit_ids)) for m, x in result.sortings.items()},
         "artefacts": result.artefacts.summary() if result.artefacts is not None else None,
+        "clipped_channels": result.recording_info.get("clipped_channels", []),
         "stages": result.timings,
         "skipped_stages": result.skipped,
     }

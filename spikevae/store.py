@@ -112,6 +112,51 @@ def refuse_input_as_output(input_path, out_path, *, out_is_dir: bool = False) ->
                             "inputs are only ever read: write the output elsewhere (-o) or rename the input")
 
 
+def refuse_foreign_outputs(out_dir) -> None:
+    """Raise if a run in ``out_dir`` would overwrite files that spikevae did not write.
+
+    A folder is spikevae's when it holds a run store or a manifest; in any other folder, a
+    file with the name of a run output (``units.csv``, ``report.html``, ``sorting.npz`` ...)
+    is someone's own work, and the run stops before touching anything.
+
+    Raises
+    ------
+    SpikevaeError
+        Naming the files, with the fix (another -o, or moving them).
+    """
+    out = Path(out_dir)
+    if not out.is_dir() or (out / STORE_NAME).exists() or (out / MANIFEST).exists():
+        return
+    foreign = sorted({p.name for pat in RUN_OUTPUT_PATTERNS for p in out.glob(pat) if p.is_file()})
+    if foreign:
+        raise SpikevaeError(f"{out}: holds {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}, not written "
+                            "by spikevae (no run store or manifest here); a run would overwrite them: choose another "
+                            "output folder with -o, or move those files")
+
+
+def refuse_foreign_file(path) -> None:
+    """Raise if ``path`` exists and is not an HDF5 file that spikevae wrote (``spikevae filter``'s output).
+
+    Raises
+    ------
+    SpikevaeError
+        Naming the file: it is left untouched.
+    """
+    p = Path(path)
+    if not p.exists():
+        return
+    ours = False
+    if p.is_file():
+        try:
+            with h5py.File(p, "r") as f:
+                ours = f.attrs.get("written_by", "") == "spikevae"
+        except OSError:
+            ours = False
+    if not ours:
+        raise SpikevaeError(f"{path}: exists and was not written by spikevae; it is left untouched: choose another "
+                            "output path with -o (or remove the file yourself)")
+
+
 #: The run folder's list of its outputs: ``{"run_id": ..., "files": {name: sha256}}``.
 MANIFEST = "manifest.json"
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,25 @@ def test_real_stimulation_session_artefact_units_disappear(tmp_path):
     page = (tmp_path / "on" / "report.html").read_text()
     assert "<h2 id='artefacts'>Artefacts</h2>" in page and "artefact electrodes left out entirely: 64" in page
     assert 'alt="artefact events"' in page
+
+
+def test_channel_at_the_int16_rail_is_named_in_a_warning_and_the_summary(tmp_path, caplog):
+    from click.testing import CliRunner
+
+    from spikevae.cli import cli
+
+    rng = np.random.default_rng(5)
+    x = (rng.normal(0, 40, (60_000, 4))).astype(np.int16)
+    x[1000:1400, 2] = 32767  # channel "2" (the third) saturates
+    x[20_000:20_300, 2] = -32768
+    path = tmp_path / "rail.dat"
+    x.tofile(path)
+    before = path.read_bytes()
+    res = CliRunner().invoke(cli, ["run", str(path), "--format", "raw", "--fs", "30000", "--n-channels", "4",
+                                   "--dtype", "int16", "--gain-uv", "0.25", "-o", str(tmp_path / "out"), "--no-report"])
+    assert res.exit_code == 0, res.output
+    warned = [r.getMessage() for r in caplog.records if "reach the ADC rail" in r.getMessage()]
+    assert len(warned) == 1 and re.search(r"flattened\): 2 \(\d+\.\d\d % of samples\)$", warned[0]), warned
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["clipped_channels"] == ["2"]
+    assert path.read_bytes() == before

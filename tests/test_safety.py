@@ -434,3 +434,23 @@ def test_kill_at_any_point_then_rerun_gives_the_same_bytes(long_recording, tmp_p
         subprocess.run(cmd + ["-o", str(out)], check=True, capture_output=True)
         assert (out / "sorting.npz").read_bytes() == reference, f"kill at {frac:.0%}"
         assert not list(out.glob(".*.tmp"))
+
+
+def test_files_spikevae_did_not_write_are_never_overwritten(tmp_path, capsys):
+    src = _small_h5(tmp_path / "x.h5")
+    mine = tmp_path / "notes.h5"
+    mine.write_bytes(b"a person's own file")
+    code, err = _exit(["filter", str(src), "-o", str(mine)], capsys)
+    assert code == 1 and "was not written by spikevae" in err and str(mine) in err
+    assert mine.read_bytes() == b"a person's own file"
+    # a file spikevae wrote may be replaced by a new filter run
+    for _ in range(2):
+        main(["filter", str(src), "-o", str(tmp_path / "f.h5")])  # returns: no SystemExit on success
+        assert (tmp_path / "f.h5").is_file()
+    # a folder of someone's own results: the run stops before touching them
+    d = tmp_path / "results"
+    d.mkdir()
+    (d / "units.csv").write_text("my hand-sorted units\n")
+    code, err = _exit(["run", str(src), "-o", str(d)], capsys)
+    assert code == 1 and "units.csv, not written by spikevae" in err
+    assert (d / "units.csv").read_text() == "my hand-sorted units\n" and sorted(p.name for p in d.iterdir()) == ["units.csv"]

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "READERS", "open_recording", "reader_for", "select_channels", "validate_recording", "check_finite", "find_dead_channels",
+    "find_clipped_channels",
     "NeoRecording", "BinaryRecording", "HDF5Recording", "read_nev", "describe_nev", "write_hdf5",
     "ElectrodeMap", "read_map", "read_cmp", "read_probeinterface", "apply_map",
     "SpikeInterfaceRecording",
@@ -230,6 +231,43 @@ def check_finite(traces: np.ndarray, rec: Recording, start: int, channels=None) 
         f"{int(bad.sum())} non-finite sample(s) in this chunk"
         + (f", also on channel(s) {_short_list(others)}" if others else "")
         + ". The file may be corrupt or its gain wrong; drop the channel(s) with input.channels or repair the file")
+
+
+def find_clipped_channels(rec: Recording, n_chunks: int = 10, chunk_s: float = 0.1,
+                          min_fraction: float = 1e-4) -> np.ndarray:
+    """Indices of channels whose integer samples sit at the ADC's rail (saturated amplifier).
+
+    Reads the raw samples of ``n_chunks`` chunks spread across the recording (as
+    :func:`find_dead_channels`). A sample at the largest magnitude the integer type holds
+    (±32767 for int16; -32768 counts too) is clipped: spikes there are flattened and their
+    shapes and amplitudes are wrong. Recordings stored as floats are not checked.
+
+    Returns
+    -------
+    ndarray of shape (n_clipped,), int64
+        Channels with at least 3 clipped samples and at least ``min_fraction`` of those read;
+        a warning names them with their clipped fraction.
+    """
+    length = max(1, min(rec.n_samples, int(chunk_s * rec.fs)))
+    starts = np.unique(np.linspace(0, rec.n_samples - length, max(1, n_chunks)).astype(np.int64))
+    idx = np.arange(rec.n_channels)
+    count = np.zeros(rec.n_channels, np.int64)
+    total = 0
+    for s in starts:
+        x = rec._read_raw(int(s), min(int(s) + length, rec.n_samples), idx)
+        if x.dtype.kind not in "iu":
+            return np.zeros(0, np.int64)
+        info = np.iinfo(x.dtype)
+        rail = info.max if x.dtype.kind == "u" else min(info.max, -(info.min + 1))
+        count += np.count_nonzero((x >= rail) | ((x <= -rail) if x.dtype.kind == "i" else (x <= info.min)), axis=0)
+        total += x.shape[0]
+    frac = count / max(total, 1)
+    clipped = np.flatnonzero((count >= 3) & (frac >= min_fraction)).astype(np.int64)
+    if clipped.size:
+        log.warning("%s: %d channel(s) reach the ADC rail (clipped, the amplifier saturates; spikes there are "
+                    "flattened): %s", rec.source, clipped.size,
+                    _short_list([f"{rec.channel_ids[c]} ({100 * frac[c]:.2f} % of samples)" for c in clipped]))
+    return clipped
 
 
 def find_dead_channels(rec: Recording, n_chunks: int = 10, chunk_s: float = 0.1, tol_uv: float = 1e-3) -> np.ndarray:

@@ -153,6 +153,7 @@ def write_hdf5(path, rec: Recording, chunk_s: float = 1.0, dtype: str = "float32
         d = f.create_dataset(TRACES, shape=(rec.n_samples, rec.n_channels), dtype=dtype,
                              chunks=(min(step, max(rec.n_samples, 1)), rec.n_channels))
         d.attrs.update({"fs": rec.fs, "gain_uv": gain, "offset_uv": 0.0})
+        f.attrs["written_by"] = "spikevae"  # so that a later write may replace it (store.refuse_foreign_file)
         for s, e in rec.chunks(step):
             x = rec.get_traces(s, e)
             d[s:e] = np.round(x / gain).astype(np.int16) if dtype == "int16" else x
