@@ -141,3 +141,82 @@ def test_chunk_from_a_live_stream(run):
     sel = (result.spikes.sample_index >= start) & (result.spikes.sample_index < stop)
     assert np.array_equal(out.sample_index, result.spikes.sample_index[sel])
     assert RunStore(path.parent.parent / "run").has("spikes")
+
+
+VAE_SETTINGS = ["features.method=vae", "features.vae.epochs=2", "features.vae.channels=8", "features.vae.hidden=32",
+                "features.vae.latent_dim=4", "features.vae.device=cpu", "cluster.n_jobs=1", "run.n_jobs=1"]
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory, run):
+    """The same recording sorted with (tiny) VAE features."""
+    root = tmp_path_factory.mktemp("online_vae")
+    _, path, _, _ = run
+    result = run_pipeline(path, load_config(overrides=VAE_SETTINGS), root / "run", report=False)
+    return root / "run", path, result
+
+
+def test_a_vae_run_classifies_with_its_trained_encoder(vae_run):
+    from spikevae.io import open_recording
+
+    run_dir, path, result = vae_run
+    model = load_online_model(run_dir)
+    assert "VAE" in model.description and model.n_features == 4
+    online = classify_recording(model, open_recording(path), chunk_s=1.0)
+    offline_units, _ = model.classify_spikes(result.spikes)
+    assert np.array_equal(online.sorting.unit, offline_units)
+    assert agreement_with(result.sorting, online.sorting)["agreement"] >= 0.9
+
+
+def test_tracking_uses_the_first_runs_vae_when_it_has_one(vae_run):
+    import dataclasses
+
+    from spikevae.tracking.session import load_session
+    from spikevae.tracking.track import TrackConfig, track_sessions
+
+    run_dir, _, _ = vae_run
+    s0 = load_session(run_dir)
+    assert s0.vae_model is not None
+    s1 = dataclasses.replace(s0, name="scaled", spikes=dataclasses.replace(s0.spikes, waveforms=s0.spikes.waveforms * 1.1))
+    result = track_sessions([s0, s1], TrackConfig())
+    assert "trained VAE of the first session" in result.model
+    links = {(prev, unit) for _, prev, unit in result.links()}
+    assert len(links & {(int(u), int(u)) for u in s0.unit_ids()}) >= 0.8 * s0.unit_ids().size
+    pooled = track_sessions([s0, s1], TrackConfig(features="pca", model="all"))
+    assert "PCA fitted on all 2 sessions pooled" in pooled.model
+
+
+@pytest.mark.parametrize("polarity", ["neg", "pos", "both"])
+def test_sparse_peak_finding_and_alignment_equal_the_offline_detector(polarity):
+    """The online detector's shortcuts must find and cut exactly what detect.py does."""
+    from scipy.ndimage import gaussian_filter1d
+
+    from spikevae.detect import align_waveforms, find_peaks
+    from spikevae.online.stream import align_sparse, find_peaks_sparse
+
+    rng = np.random.default_rng(3)
+    x = (gaussian_filter1d(rng.standard_normal((20000, 5)), 1.5, axis=0) * 4).astype(np.float32)
+    x[500:503, 1] = -30  # a plateau
+    x[0, 2] = x[-1, 3] = -30  # extremes on the chunk's edges are never peaks
+    thr = np.array([2.0, 2.0, 2.0, 2.0, np.inf], np.float32)  # channel 4 skipped
+    for dead in (0, 4, 15):
+        a, b = find_peaks(x, thr, polarity, dead), find_peaks_sparse(x, thr, polarity, dead)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[0].size > 50
+    t, ch = find_peaks(x, thr, polarity, 15)
+    keep = (t > 20) & (t < x.shape[0] - 50)
+    t, ch = t[keep], ch[keep]
+    pol = np.sign(x[t, ch]).astype(np.float64)
+    a, b = align_waveforms(x, t, ch, 15, 48, 8, pol, 2.0, 3.0), align_sparse(x, t, ch, 15, 48, 8, pol, 2.0, 3.0)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_stacked_classifiers_equal_the_per_electrode_rule(run):
+    _, _, result, model = run
+    x = model.features(result.spikes)
+    unit, reason = model.classify_features(x, result.spikes.electrode)
+    refine = model.config.cluster.refine
+    for e, clf in model.classifiers.items():
+        sel = result.spikes.electrode == e
+        u, r = clf.classify(x[sel], refine.min_posterior, model.gate_d2)
+        assert np.array_equal(unit[sel], u) and np.array_equal(reason[sel], r)
+    assert set(np.unique(reason)) >= {0, 1}

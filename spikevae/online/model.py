@@ -159,17 +159,56 @@ class OnlineModel:
 
     def classify_features(self, x: np.ndarray, electrode: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Unit (-1 unsorted) and reason (0 sorted, 1 noise, 2 no known unit, 3 electrode without units)
-        of every spike, from its features ``x`` (n, n_features) and electrode (n,)."""
-        unit = np.full(x.shape[0], -1, np.int64)
-        reason = np.full(x.shape[0], 3, np.int8)
-        refine = self.config.cluster.refine
-        for e in np.unique(electrode):
-            clf = self.classifiers.get(int(e))
-            if clf is None:
-                continue
-            sel = np.flatnonzero(electrode == e)
-            unit[sel], reason[sel] = clf.classify(x[sel], refine.min_posterior, self.gate_d2)
+        of every spike, from its features ``x`` (n, n_features) and electrode (n,).
+
+        All electrodes are evaluated at once on the classes stacked by :meth:`stacked` (the same
+        rule as :meth:`ElectrodeClassifier.classify`, electrode by electrode)."""
+        st = self.stacked()
+        n = x.shape[0]
+        unit = np.full(n, -1, np.int64)
+        reason = np.full(n, 3, np.int8)
+        row = st["row"][electrode] if n else np.zeros(0, np.int64)
+        has = np.flatnonzero(row >= 0)
+        if has.size == 0:
+            return unit, reason
+        r, xs = row[has], x[has]
+        diff = xs[:, None, :] - st["means"][r]  # (m, K, d)
+        z = np.einsum("mkij,mkj->mki", st["whiten"][r], diff)
+        logp = -0.5 * ((z ** 2).sum(-1) + st["logdet"][r] + x.shape[1] * _LOG2PI) + st["log_prior"][r]
+        best = logp.argmax(1)
+        m = np.arange(has.size)
+        post = 1.0 / np.exp(logp - logp[m, best][:, None]).sum(1)
+        zb = np.einsum("mij,mj->mi", st["own_whiten"][r, best], diff[m, best])
+        cls = st["classes"][r, best]
+        noise = cls == NOISE_CLASS
+        doubtful = ~noise & ((post < self.config.cluster.refine.min_posterior) | ((zb ** 2).sum(1) > self.gate_d2))
+        unit[has] = np.where(noise | doubtful, -1, cls)
+        reason[has] = np.where(noise, 1, np.where(doubtful, 2, 0))
         return unit, reason
+
+    def stacked(self) -> dict:
+        """The classifiers of all electrodes as arrays padded to the largest class count (cached).
+
+        ``row`` (n_electrodes,) is each electrode's row (-1 without units); padded classes have a
+        log prior of -inf, so they are never chosen and add nothing to the posterior."""
+        if getattr(self, "_stacked", None) is not None:
+            return self._stacked
+        els = sorted(self.classifiers)
+        k = max((self.classifiers[e].classes.size for e in els), default=1)
+        d = self.n_features
+        out = {"row": np.full(self.n_electrodes, -1, np.int64), "classes": np.full((len(els), k), -1, np.int64),
+               "means": np.zeros((len(els), k, d)), "whiten": np.tile(np.eye(d), (len(els), k, 1, 1)),
+               "own_whiten": np.tile(np.eye(d), (len(els), k, 1, 1)), "logdet": np.zeros((len(els), k)),
+               "log_prior": np.full((len(els), k), -np.inf)}
+        for i, e in enumerate(els):
+            c = self.classifiers[e]
+            j = c.classes.size
+            out["row"][e] = i
+            for key, val in (("classes", c.classes), ("means", c.means), ("whiten", c.whiten),
+                             ("own_whiten", c.own_whiten), ("logdet", c.logdet), ("log_prior", c.log_prior)):
+                out[key][i, :j] = val
+        self._stacked = out
+        return out
 
     def classify_spikes(self, spikes: Spikes) -> tuple[np.ndarray, np.ndarray]:
         """Offline classification of detected spikes: unit and reason per spike (see :meth:`classify_features`)."""
