@@ -22,6 +22,7 @@ import os
 import signal
 import uuid
 from multiprocessing.connection import wait
+from pathlib import Path
 from ..errors import SpikevaeError
 from .inputs import BatchItem
 from .task import TaskOptions, failed_row, one_line, sort_one
@@ -220,6 +221,12 @@ def local_cluster(workers: int, retries: int):
 def connect(scheduler: str):
     """``Client(scheduler)``, or one line saying why it cannot be reached.
 
+    Parameters
+    ----------
+    scheduler : str
+        The scheduler's address (``tcp://host:8786``), or the JSON file that
+        ``dask scheduler --scheduler-file FILE`` writes (handy on a cluster's shared disk).
+
     Raises
     ------
     SpikevaeError
@@ -227,7 +234,13 @@ def connect(scheduler: str):
     """
     from distributed import Client
 
+    as_file = scheduler.endswith(".json")
+    if as_file and not Path(scheduler).is_file():
+        raise SpikevaeError(f"--scheduler {scheduler}: scheduler file not found; `dask scheduler --scheduler-file "
+                            f"{scheduler}` writes it (on a disk that this machine sees), or give the tcp:// address")
     try:
+        if as_file:
+            return Client(scheduler_file=scheduler, timeout="20s")
         return Client(scheduler, timeout="20s")
     except (OSError, TimeoutError, ValueError) as exc:
         raise SpikevaeError(f"--scheduler {scheduler}: no Dask scheduler answered ({one_line(exc)}); start one with "

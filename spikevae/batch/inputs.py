@@ -182,6 +182,7 @@ def collect_items(inputs=(), out_dir=".", table=None, gt_pattern: str | None = N
 
 
 def _item(row: dict, name: str, out: Path, gt_pattern, table) -> BatchItem:
+    """One row as a BatchItem, with absolute paths: workers on other machines have another working folder."""
     output = row.get("output") or name
     output = output if Path(output).is_absolute() else str(out / output)
     gt = row.get("gt") or None
@@ -190,7 +191,7 @@ def _item(row: dict, name: str, out: Path, gt_pattern, table) -> BatchItem:
     if gt is None and gt_pattern:
         gt = gt_from_pattern(gt_pattern, row["recording"])
     overrides = [(k, v) for k, v in row.items() if k not in TABLE_COLUMNS and v != ""]
-    return BatchItem(str(row["recording"]), output, gt, overrides)
+    return BatchItem(os.path.abspath(row["recording"]), os.path.abspath(output), gt and os.path.abspath(gt), overrides)
 
 
 def _check_distinct_outputs(items: list[BatchItem]) -> None:

@@ -1,6 +1,7 @@
 """``spikevae batch INPUTS... -o OUT``: sort many recordings, locally or on a Dask cluster."""
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -18,7 +19,8 @@ from ..errors import SpikevaeError
 @click.option("--gt-pattern", default=None,
               help="ground truth per recording, with {dir}, {stem}, {name}: e.g. '{dir}/ground_truth.npz'")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
-              help="run on this dask.distributed scheduler, e.g. tcp://10.0.0.1:8786 (per recording and per electrode)")
+              help="run on this dask.distributed scheduler (per recording and per electrode): tcp://10.0.0.1:8786, "
+                   "or the JSON file of `dask scheduler --scheduler-file FILE`")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 1024),
               help="local worker processes without --scheduler (1 = one recording after the other, here)")
 @click.option("--engine", type=click.Choice(["auto", "serial", "processes", "dask"]), default="auto", show_default=True,
@@ -43,6 +45,8 @@ def batch(inputs, out_dir, table, gt_pattern, scheduler, workers, engine, retrie
     from ..batch import TaskOptions, failure_message, run_batch
     from ..params import load_config
 
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # Dask's connection chatter, unless --debug
+        logging.getLogger("distributed").setLevel(logging.WARNING)
     cfg = load_config(config_path, list(overrides))
     options = TaskOptions(report=not no_report, force=force, electrodes_on_dask=electrodes_on_dask)
     result = run_batch(inputs, cfg, out_dir, table=table, gt_pattern=gt_pattern, scheduler=scheduler,
