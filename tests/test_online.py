@@ -184,6 +184,8 @@ def test_tracking_uses_the_first_runs_vae_when_it_has_one(vae_run):
     assert len(links & {(int(u), int(u)) for u in s0.unit_ids()}) >= 0.8 * s0.unit_ids().size
     pooled = track_sessions([s0, s1], TrackConfig(features="pca", model="all"))
     assert "PCA fitted on all 2 sessions pooled" in pooled.model
+    retrained = track_sessions([s0, s1], TrackConfig(model="all"))  # a VAE trained on both sessions
+    assert "trained on all 2 sessions pooled" in retrained.model and retrained.links()
 
 
 @pytest.mark.parametrize("polarity", ["neg", "pos", "both"])

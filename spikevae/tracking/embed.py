@@ -36,9 +36,12 @@ def reference_scaled(spikes: Spikes, noise_uv: np.ndarray) -> Spikes:
 def _pooled(sessions: list[Session], noise_uv: np.ndarray) -> Spikes:
     s0 = sessions[0].spikes
     parts = [reference_scaled(s.spikes, noise_uv) for s in sessions]
+    snips = [p for p in parts if p.noise_snippets is not None and len(p.noise_snippets)]
     return Spikes(np.concatenate([p.sample_index for p in parts]), np.concatenate([p.electrode for p in parts]),
                   np.concatenate([p.waveforms for p in parts]), np.concatenate([p.amplitude_uv for p in parts]),
-                  noise_uv, s0.fs, s0.peak_index, s0.channel_ids)
+                  noise_uv, s0.fs, s0.peak_index, s0.channel_ids,
+                  np.concatenate([p.noise_snippets for p in snips]) if snips else None,
+                  np.concatenate([p.noise_electrode for p in snips]) if snips else None)
 
 
 def _pca(session: Session, seed: int):
