@@ -195,9 +195,9 @@ def test_bad_recording_fails_alone(sessions, dask_cluster, tmp_path, capsys):
 
 def test_table_applies_per_recording_settings(sessions, serial, tmp_path):
     table = tmp_path / "sessions.tsv"
-    table.write_text("recording\toutput\tdetect.threshold\tgt\n"
-                     f"{sessions / 'sess1' / 'recording.h5'}\tstrict\t6\t{sessions / 'sess1' / 'ground_truth.npz'}\n"
-                     f"{sessions / 'sess2' / 'recording.h5'}\tplain\t\t\n")
+    table.write_text("recording\tsubject\toutput\tdetect.threshold\tgt\n"
+                     f"{sessions / 'sess1' / 'recording.h5'}\tM1\tstrict\t6\t{sessions / 'sess1' / 'ground_truth.npz'}\n"
+                     f"{sessions / 'sess2' / 'recording.h5'}\tM2\tplain\t\t\n")
     result = run_batch(table=table, config=load_config(None, FAST), out_dir=tmp_path / "out",
                        options=TaskOptions(report=False))
     strict, plain = result.rows
@@ -205,6 +205,9 @@ def test_table_applies_per_recording_settings(sessions, serial, tmp_path):
     assert json.loads((tmp_path / "out" / "strict" / "config.json").read_text())["detect"]["threshold"] == 6
     assert strict["n_spikes"] < serial.rows[0]["n_spikes"]
     assert plain["accuracy"] is None and _npz(plain) == _npz(serial.rows[1])
+    summary = list(csv.DictReader(open(tmp_path / "out" / SUMMARY_CSV)))
+    assert list(summary[0])[:3] == ["recording", "subject", "output"]  # note columns follow the recording
+    assert [r["subject"] for r in summary] == ["M1", "M2"]
 
 
 def test_bad_table_stops_before_sorting(sessions, tmp_path):

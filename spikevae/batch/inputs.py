@@ -3,7 +3,8 @@
 A table (CSV, or TSV by extension ``.tsv``/``.tab``) has a ``recording`` column and, optionally,
 ``output`` (folder, relative to the batch's output folder unless absolute), ``gt`` (ground
 truth file) and any dotted configuration key as a column (``detect.threshold``); an empty
-cell keeps the batch's value. Relative recording and ground-truth paths in a table are
+cell keeps the batch's value. Other columns (names without a dot: ``subject``, ``date``) are
+notes, copied into the batch summary. Relative recording and ground-truth paths in a table are
 relative to the table's folder.
 """
 from __future__ import annotations
@@ -35,12 +36,15 @@ class BatchItem:
     overrides : list of (str, str)
         Dotted configuration keys and values for this recording only, applied after the
         batch's ``-c``/``--set``.
+    notes : dict
+        The table's other columns (no dot in the name), copied into the summary.
     """
 
     recording: str
     output: str
     gt: str | None = None
     overrides: list = field(default_factory=list)
+    notes: dict = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -190,8 +194,10 @@ def _item(row: dict, name: str, out: Path, gt_pattern, table) -> BatchItem:
         raise SpikevaeError(f"{table}: ground truth {gt} of {row['recording']} not found")
     if gt is None and gt_pattern:
         gt = gt_from_pattern(gt_pattern, row["recording"])
-    overrides = [(k, v) for k, v in row.items() if k not in TABLE_COLUMNS and v != ""]
-    return BatchItem(os.path.abspath(row["recording"]), os.path.abspath(output), gt and os.path.abspath(gt), overrides)
+    overrides = [(k, v) for k, v in row.items() if k not in TABLE_COLUMNS and "." in k and v != ""]
+    notes = {k: v for k, v in row.items() if k not in TABLE_COLUMNS and "." not in k}
+    return BatchItem(os.path.abspath(row["recording"]), os.path.abspath(output), gt and os.path.abspath(gt), overrides,
+                     notes)
 
 
 def _check_distinct_outputs(items: list[BatchItem]) -> None:

@@ -131,7 +131,10 @@ def write_summary(result: BatchResult, config_dict: dict) -> None:
     from ..pipeline import write_csv
     from ..store import write_text
 
-    rows = [{k: ("" if r.get(k) is None else r.get(k)) for k in ROW_FIELDS} for r in result.rows]
+    notes = list(dict.fromkeys(k for r in result.rows for k in r.get("notes", {})))  # table columns, in order
+    rows = [{k: ("" if r.get(k) is None else r.get(k)) for k in ROW_FIELDS[:1]}
+            | {k: r.get("notes", {}).get(k, "") for k in notes}
+            | {k: ("" if r.get(k) is None else r.get(k)) for k in ROW_FIELDS[1:]} for r in result.rows]
     write_csv(result.out_dir / SUMMARY_CSV, rows)
     doc = {"engine": result.engine, "wall_s": round(result.wall_s, 3), "counts": result.counts(),
            "rows": result.rows, "config": config_dict}

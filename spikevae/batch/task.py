@@ -86,7 +86,8 @@ def sort_one(item: BatchItem, config_dict: dict, options: TaskOptions) -> dict:
     Returns
     -------
     dict
-        ``status`` is ``ok``, ``skipped-cached`` or ``failed`` (with ``error``, one line).
+        ``status`` is ``ok``, ``skipped-cached`` or ``failed`` (with ``error``, one line);
+        ``notes`` holds the table's note columns.
 
     Raises
     ------
@@ -125,7 +126,7 @@ def failed_row(item: BatchItem, error: str, wall_s: float | None = None) -> dict
     """The summary row of a recording that could not be sorted."""
     row = dict.fromkeys(ROW_FIELDS)
     row.update(recording=item.recording, output=item.output, status="failed", error=error,
-               wall_s=None if wall_s is None else round(wall_s, 3))
+               wall_s=None if wall_s is None else round(wall_s, 3), notes=dict(item.notes))
     return row
 
 
@@ -137,7 +138,7 @@ def row_from_folder(item: BatchItem, status: str, wall_s: float) -> dict:
     dur = float(s.get("duration_s") or 0.0)
     row.update(recording=item.recording, output=item.output, status=status, error="", n_spikes=s.get("spikes"),
                n_units=s.get("units"), duration_s=round(dur, 3), wall_s=round(wall_s, 3),
-               x_realtime=round(dur / wall_s, 2) if status == "ok" and wall_s > 0 else None)
+               x_realtime=round(dur / wall_s, 2) if status == "ok" and wall_s > 0 else None, notes=dict(item.notes))
     metrics = out / "metrics.json"
     if metrics.is_file():
         row["n_good"] = sum(bool(u.get("good")) for u in json.loads(metrics.read_text()).get("units", []))
