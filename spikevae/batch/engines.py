@@ -120,44 +120,63 @@ def _death(exitcode: int | None) -> str:
 def run_processes(items: list[BatchItem], config_dict: dict, options: TaskOptions, retries: int, workers: int,
                   progress: bool = False) -> list[dict]:
     """One fresh ("spawn") process per recording, ``workers`` at a time; a dead one is retried."""
-    ctx = multiprocessing.get_context("spawn")
-    pending = collections.deque(range(len(items)))
-    attempts = [0] * len(items)
-    rows: list[dict | None] = [None] * len(items)
-    running: dict = {}
+    runner = _ProcessRunner(items, config_dict, options, retries)
     with _progress(len(items), progress) as bar:
         try:
-            while pending or running:
-                while pending and len(running) < max(1, workers):
-                    i = pending.popleft()
-                    attempts[i] += 1
-                    recv, send = ctx.Pipe(duplex=False)
-                    proc = ctx.Process(target=_process_main, args=(send, os.getpid(), items[i], config_dict, options),
-                                       name=f"spikevae-batch-{items[i].name}")
-                    proc.start()
-                    send.close()
-                    running[i] = (proc, recv)
-                wait([p.sentinel for p, _ in running.values()] + [r for _, r in running.values()])
-                for i in list(running):
-                    outcome = _collect(*running[i])
-                    if outcome is None:
-                        continue
-                    del running[i]
-                    kind, payload = outcome
-                    if kind == "ok":
-                        rows[i] = payload | {"attempts": attempts[i]}
-                    elif attempts[i] <= retries:
-                        log.warning("%s: attempt %d failed (%s); retrying", items[i].recording, attempts[i], payload)
-                        pending.append(i)
-                    else:
-                        rows[i] = _failed_after(items[i], payload, attempts[i])
-                    if rows[i] is not None:
-                        bar.update(1)
+            while runner.pending or runner.running:
+                while runner.pending and len(runner.running) < max(1, workers):
+                    runner.start(runner.pending.popleft())
+                bar.update(runner.collect())
         finally:
-            for proc, _ in running.values():  # interrupted: take the running recordings down with us
-                proc.kill()
-                proc.join()
-    return rows
+            runner.kill_running()  # interrupted: take the running recordings down with us
+    return runner.rows
+
+
+class _ProcessRunner:
+    """The state of :func:`run_processes`: what waits, what runs, attempts and finished rows."""
+
+    def __init__(self, items: list[BatchItem], config_dict: dict, options: TaskOptions, retries: int):
+        self.items, self.config_dict, self.options, self.retries = items, config_dict, options, retries
+        self.ctx = multiprocessing.get_context("spawn")
+        self.pending = collections.deque(range(len(items)))
+        self.attempts = [0] * len(items)
+        self.rows: list[dict | None] = [None] * len(items)
+        self.running: dict[int, tuple] = {}
+
+    def start(self, i: int) -> None:
+        """Start an attempt at recording ``i`` in a fresh process."""
+        self.attempts[i] += 1
+        recv, send = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_process_main, args=(send, os.getpid(), self.items[i], self.config_dict,
+                                                            self.options), name=f"spikevae-batch-{self.items[i].name}")
+        proc.start()
+        send.close()
+        self.running[i] = (proc, recv)
+
+    def collect(self) -> int:
+        """Wait until a process ends or reports; file its outcome. Returns the recordings finished."""
+        wait([p.sentinel for p, _ in self.running.values()] + [r for _, r in self.running.values()])
+        done = 0
+        for i in list(self.running):
+            outcome = _collect(*self.running[i])
+            if outcome is None:
+                continue
+            del self.running[i]
+            kind, payload = outcome
+            if kind == "ok":
+                self.rows[i] = payload | {"attempts": self.attempts[i]}
+            elif self.attempts[i] <= self.retries:
+                log.warning("%s: attempt %d failed (%s); retrying", self.items[i].recording, self.attempts[i], payload)
+                self.pending.append(i)
+            else:
+                self.rows[i] = _failed_after(self.items[i], payload, self.attempts[i])
+            done += self.rows[i] is not None
+        return done
+
+    def kill_running(self) -> None:
+        for proc, _ in self.running.values():
+            proc.kill()
+            proc.join()
 
 
 def _collect(proc, recv) -> tuple[str, object] | None:
