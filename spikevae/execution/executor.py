@@ -32,7 +32,9 @@ class DaskExecutor:
         The client to submit through; None inside a task on a Dask worker, where each map
         opens ``worker_client()``.
     retries : int, default 2
-        Times a job is run again when it raises or its worker dies.
+        Times a job is run again when it raises or its worker dies. The jobs' inputs are
+        scattered to the workers: when a worker dies with some of them, the map raises, and
+        the task around it (a recording of a batch) is what Dask runs again.
     """
 
     def __init__(self, client=None, retries: int = 2):
@@ -49,11 +51,14 @@ class DaskExecutor:
             return self._map(client, fn, jobs)
 
     def _map(self, client, fn, jobs) -> list:
-        futures = client.map(fn, list(jobs), pure=False, retries=self.retries)
+        # the jobs' arrays go to the workers directly, not through the scheduler in the task graph;
+        # if a worker holding some dies, the gather raises and the caller's own task is retried
+        data = client.scatter(list(jobs), hash=False)
+        futures = client.map(fn, data, pure=False, retries=self.retries)
         try:
             return client.gather(futures)
         finally:
-            for f in futures:
+            for f in futures + data:
                 f.release()
 
 
