@@ -244,3 +244,16 @@ def _run_cli(args) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def test_engine_choice(monkeypatch):
+    from spikevae.batch import engines
+
+    assert engines.choose_engine("auto", None, 1) == "serial"
+    assert engines.choose_engine("auto", "tcp://h:8786", 1) == "dask"
+    with pytest.raises(SpikevaeError, match="cannot be combined"):
+        engines.choose_engine("processes", "tcp://h:8786", 2)
+    monkeypatch.setattr(engines, "dask_available", lambda: False)  # an install without the dask extra
+    assert engines.choose_engine("auto", None, 2) == "processes"
+    with pytest.raises(SpikevaeError, match=r"pip install 'spikevae\[dask\]'"):
+        engines.choose_engine("auto", "tcp://h:8786", 1)
