@@ -68,6 +68,28 @@ class SimConfig:
                                      unit="ms", low=0.01, high=20)
     snr_band_low_hz: float = param(300.0, "low cutoff of the bandpass that defines SNR", unit="Hz", low=1)
     snr_band_high_hz: float = param(6000.0, "high cutoff of the bandpass that defines SNR", unit="Hz", low=10)
+    # hard cases for linear features (all off by default; each draws from its own random stream)
+    shape_burst: float = param(0.0, "shape change of burst spikes: spike k of a burst changes by k x this "
+                                    "(capped at 1 = the full change; 0 = none)", low=0.0, high=1.0)
+    shape_drift: float = param(0.0, "slow sinusoidal drift of every unit's shape over the session (fraction of "
+                                    "the full change, 0 = none)", low=0.0, high=1.0)
+    shape_drift_period_s: float = param(300.0, "shortest period of the shape drift (longest is 3x)", unit="s", low=1)
+    shape_width: float = param(0.3, "time widening of a spike at the full shape change (fraction)", low=0.0, high=1.0)
+    shape_repol: float = param(0.6, "shrinking of the repolarisation lobe (after the extremum) at the full shape "
+                                    "change (fraction)", low=0.0, high=1.0)
+    shape_levels: int = param(16, "distinct shapes between none and the full change (quantisation)", low=2, high=256)
+    noise_t_dof: float = param(0.0, "Student-t innovations of the background noise with this many degrees of "
+                                    "freedom (heavy tails, smaller = heavier; 0 = Gaussian)", low=0.0, high=1000)
+    noise_t_hold_ms: float = param(1.0, "time over which one Student-t scale is held (the tails survive the "
+                                        "spike band's filtering)", unit="ms", low=0.01, high=100)
+    line_noise_uv: float = param(0.0, "amplitude of the mains fundamental, wide-band (0 = no line noise)",
+                                 unit="µV", low=0.0)
+    line_freq_hz: float = param(60.0, "mains frequency (50 or 60)", unit="Hz", low=40, high=70)
+    line_harmonics: int = param(5, "mains harmonics 2f..(n+1)f added, amplitude falling as 1/k", low=0, high=50)
+    overlap_fraction: float = param(0.0, "fraction of the electrodes whose scored units fire fast, so that "
+                                         "their spikes overlap often (0 = none)", low=0.0, high=1.0)
+    overlap_rate_hz_min: float = param(30.0, "lowest rate of a fast unit", unit="Hz", low=0.01, high=200)
+    overlap_rate_hz_max: float = param(80.0, "highest rate of a fast unit", unit="Hz", low=0.01, high=200)
 
     def check(self) -> None:
         """Raise SpikevaeConfigError for inconsistent ranges (each bound is checked on its own by param)."""
@@ -77,7 +99,7 @@ class SimConfig:
                  ("burst_isi_ms_min", "burst_isi_ms_max"), ("hard_amp_step_min", "hard_amp_step_max"),
                  ("background_min", "background_max"), ("background_snr_min", "background_snr_max"),
                  ("noise_uv_min", "noise_uv_max"), ("snr_band_low_hz", "snr_band_high_hz"),
-                 ("artefact_amp_uv_min", "artefact_amp_uv_max")]
+                 ("artefact_amp_uv_min", "artefact_amp_uv_max"), ("overlap_rate_hz_min", "overlap_rate_hz_max")]
         for lo, hi in pairs:
             if getattr(self, lo) > getattr(self, hi):
                 raise SpikevaeConfigError(
@@ -88,6 +110,10 @@ class SimConfig:
         if self.fir_taps >= self.block_samples:
             raise SpikevaeConfigError(
                 f"sim.fir_taps={self.fir_taps} must be below sim.block_samples={self.block_samples}")
+        if 0 < self.noise_t_dof <= 2:
+            raise SpikevaeConfigError(
+                f"sim.noise_t_dof={self.noise_t_dof}: Student-t noise needs more than 2 degrees of freedom "
+                "(finite variance); use e.g. 3, or 0 for Gaussian noise")
         if self.snr_band_high_hz >= self.fs / 2:
             raise SpikevaeConfigError(
                 f"sim.snr_band_high_hz={self.snr_band_high_hz} must be below Nyquist ({self.fs / 2:g} Hz)")

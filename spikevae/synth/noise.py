@@ -25,6 +25,7 @@ from scipy import signal
 from ..recording import Recording
 
 _WHITE_STREAM = 7  # entropy word that separates noise blocks from other random streams
+_T_STREAM = 22  # entropy word of the Student-t scales (heavy-tailed noise)
 
 
 def noise_psd(freqs_hz: np.ndarray, pink_exponent: float, corner_hz: float, lowpass_hz: float) -> np.ndarray:
@@ -72,17 +73,25 @@ class BlockNoise:
         Samples per block (larger than ``taps``).
     common_fraction : float
         Fraction of each channel's variance that is shared by all channels.
+    t_dof : float, default 0
+        > 2: the white innovations are Student-t with this many degrees of freedom (unit
+        variance): Gaussian samples times ``sqrt((ν - 2) / χ²_ν)``, one χ² draw (stream
+        ``[seed, 22, j]``) held for ``t_hold`` samples so the heavy tails survive the colouring
+        and the spike band's filtering. 0: Gaussian.
+    t_hold : int, default 1
+        Samples over which one Student-t scale is held.
     """
 
     #: Channels coloured together; bounds the FFT work arrays (about 2.5 MB per group at 32768 samples).
     GROUP = 8
 
     def __init__(self, seed: int, n_channels: int, fir: np.ndarray, scale_uv: np.ndarray, block: int,
-                 common_fraction: float = 0.0):
+                 common_fraction: float = 0.0, t_dof: float = 0.0, t_hold: int = 1):
         self.seed, self.n_channels, self.block = int(seed), int(n_channels), int(block)
         self.fir = np.asarray(fir, float)
         self.scale_uv = np.asarray(scale_uv, float)
         self.common_fraction = float(common_fraction)
+        self.t_dof, self.t_hold = float(t_dof), max(1, int(t_hold))
         self._n_fft = sp_fft.next_fast_len(self.block + self.fir.shape[0] - 1, real=True)
         self._fir_fft = sp_fft.rfft(self.fir, self._n_fft)
         self._tail: tuple[int, np.ndarray] | None = None  # (j, last taps - 1 white samples of block j)
@@ -95,7 +104,13 @@ class BlockNoise:
     def _white(self, j: int) -> np.ndarray:
         """White noise of block j (j >= -1), shape (block, n_channels + 1), float32."""
         rng = np.random.default_rng([self.seed, _WHITE_STREAM, j + 1])
-        return rng.standard_normal((self.block, self.n_channels + 1), dtype=np.float32)
+        white = rng.standard_normal((self.block, self.n_channels + 1), dtype=np.float32)
+        if self.t_dof > 0:
+            n_seg = -(-self.block // self.t_hold)
+            chi2 = np.random.default_rng([self.seed, _T_STREAM, j + 1]).chisquare(self.t_dof, (n_seg, white.shape[1]))
+            scale = np.sqrt((self.t_dof - 2.0) / chi2).astype(np.float32)
+            white *= np.repeat(scale, self.t_hold, axis=0)[:self.block]
+        return white
 
     def _colour(self, w: np.ndarray) -> np.ndarray:
         """Valid part of the FIR convolution of w (block + taps - 1, g), float64 (block, g)."""

@@ -31,15 +31,19 @@ class SpikeTable:
         Sub-sample delay index (delay = shift / n_shifts samples).
     amp : ndarray of shape (n,), float32
         Amplitude factor (jitter, burst decay, drift).
+    level : ndarray of shape (n,), int16, optional
+        Shape level of each spike (:mod:`.hard`); None when shapes do not change.
     """
 
     onset: np.ndarray
     row: np.ndarray
     shift: np.ndarray
     amp: np.ndarray
+    level: np.ndarray | None = None
 
     def subset(self, mask: np.ndarray) -> "SpikeTable":
-        return SpikeTable(self.onset[mask], self.row[mask], self.shift[mask], self.amp[mask])
+        level = None if self.level is None else self.level[mask]
+        return SpikeTable(self.onset[mask], self.row[mask], self.shift[mask], self.amp[mask], level)
 
 
 class SimulatedRecording(Recording):
@@ -59,14 +63,18 @@ class SimulatedRecording(Recording):
         Samples per generated block (must equal the noise's block).
     artefacts : ArtefactTrain, optional
         Artefacts shared across the array (:mod:`.artefacts`), added to the traces.
+    shape_banks : ndarray of shape (n_units, n_levels, n_shifts, n_samples), optional
+        Templates at each shape level (:func:`.hard.shape_banks`), used with ``spikes.level``.
     """
 
     def __init__(self, units: UnitTable, spikes: SpikeTable, noise, fs: float, n_samples: int,
-                 channel_ids, positions_um, block: int, source: str = "simulated", artefacts=None):
+                 channel_ids, positions_um, block: int, source: str = "simulated", artefacts=None,
+                 shape_banks=None):
         if noise is not None and noise.block != block:
             raise ValueError(f"noise block {noise.block} differs from the recording block {block}")
         self.units, self.spikes, self.noise, self.block = units, spikes, noise, int(block)
         self.artefacts = artefacts
+        self.shape_banks = shape_banks if spikes.level is not None else None
         self._init_meta(fs, channel_ids, n_samples, 1.0, 0.0, positions_um, source)
         self._cache: dict[int, np.ndarray] = {}
 
@@ -78,14 +86,15 @@ class SimulatedRecording(Recording):
     def without_noise(self) -> "SimulatedRecording":
         """The same spikes with no noise (for tests and measurements)."""
         return SimulatedRecording(self.units, self.spikes, None, self.fs, self.n_samples, self.channel_ids,
-                                  self.positions_um, self.block, self.source + " (noise-free)", self.artefacts)
+                                  self.positions_um, self.block, self.source + " (noise-free)", self.artefacts,
+                                  self.shape_banks)
 
     def scored_only(self) -> "SimulatedRecording":
         """The same recording without the background units."""
         keep = self.units.scored[self.spikes.row]
         return SimulatedRecording(self.units, self.spikes.subset(keep), self.noise, self.fs, self.n_samples,
                                   self.channel_ids, self.positions_um, self.block,
-                                  self.source + " (no background)", self.artefacts)
+                                  self.source + " (no background)", self.artefacts, self.shape_banks)
 
     def _spike_block(self, b0: int) -> np.ndarray:
         """Sum of the templates of all spikes touching samples [b0, b0 + block), float64 µV."""
@@ -96,7 +105,9 @@ class SimulatedRecording(Recording):
         if hi <= lo:
             return np.zeros((self.block, n_ch))
         rows, shifts = s.row[lo:hi], s.shift[lo:hi]
-        vals = s.amp[lo:hi, None].astype(np.float64) * self.units.banks_uv[rows, shifts]
+        bank = self.units.banks_uv[rows, shifts] if self.shape_banks is None else \
+            self.shape_banks[rows, s.level[lo:hi], shifts]
+        vals = s.amp[lo:hi, None].astype(np.float64) * bank
         pos = s.onset[lo:hi, None] - b0 + np.arange(length)
         flat = pos * n_ch + self.units.electrode[rows][:, None]
         ok = (pos >= 0) & (pos < self.block)

@@ -2,7 +2,9 @@
 
 Random streams are separated by entropy words so that each part is reproducible on its
 own: ``[seed, 1]`` noise levels, ``[seed, 2]`` units and templates, ``[seed, 3, row]``
-the train of unit ``row``, ``[seed, 7, block]`` the white noise of a block.
+the train of unit ``row``, ``[seed, 7, block]`` the white noise of a block, ``[seed, 9]``
+artefacts; the hard cases (:mod:`.hard`) ``[seed, 21, row]`` shape drift, ``[seed, 22, block]``
+Student-t noise scales, ``[seed, 23]`` line noise, ``[seed, 24]`` fast units.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from ..recording import Recording, utah_positions
 from .artefacts import draw_artefacts
 from .config import SimConfig
 from .ground_truth import UnitInfo
+from .hard import LineNoise, NoiseSum, shape_banks, shape_enabled, shape_levels, with_fast_units
 from .noise import BlockNoise, RecordedNoise, colouring_fir, measured_sigma
 from .recording import SimulatedRecording, SpikeTable
 from .templates import parametric_templates
@@ -44,20 +47,30 @@ def _noise_source(cfg: SimConfig, seed: int, n_el: int, noise_recording: Recordi
     if noise_recording is None:
         sigma = np.random.default_rng([seed, 1]).uniform(cfg.noise_uv_min, cfg.noise_uv_max, n_el)
         fir = colouring_fir(cfg.fs, cfg.fir_taps, cfg.pink_exponent, cfg.pink_corner_hz, cfg.lowpass_hz, band)
-        return BlockNoise(seed, n_el, fir, sigma, cfg.block_samples, cfg.common_noise_fraction), sigma
+        hold = int(round(cfg.noise_t_hold_ms * cfg.fs / 1e3))
+        noise = BlockNoise(seed, n_el, fir, sigma, cfg.block_samples, cfg.common_noise_fraction,
+                           cfg.noise_t_dof, hold)
+        return _with_line_noise(cfg, seed, n_el, noise), sigma
     if abs(noise_recording.fs - cfg.fs) > 1e-6 * cfg.fs:
         raise SpikevaeError(f"the noise recording is sampled at {noise_recording.fs:g} Hz but sim.fs={cfg.fs:g}; "
                             "set sim.fs to the noise recording's rate")
     noise = RecordedNoise(noise_recording, n_el, cfg.block_samples)
     n = min(noise_recording.n_samples, int(10 * cfg.fs))
     sigma = measured_sigma(noise_recording.get_traces(0, n, noise.channels), cfg.fs, band)
-    return noise, sigma
+    return _with_line_noise(cfg, seed, n_el, noise), sigma
+
+
+def _with_line_noise(cfg: SimConfig, seed: int, n_el: int, noise):
+    if cfg.line_noise_uv <= 0:
+        return noise
+    return NoiseSum([noise, LineNoise(cfg, seed, n_el)])
 
 
 def _draw_spikes(cfg: SimConfig, units: UnitTable, seed: int, n_samples: int) -> SpikeTable:
     """Trains of every unit as a SpikeTable sorted by window start (windows inside the recording)."""
     parts = []
     s = cfg.subsample_shifts
+    shaped = shape_enabled(cfg)
     for row in range(units.n_units):
         rng = np.random.default_rng([seed, 3, row])
         p = TrainParams(rate_hz=units.rate_hz[row], refractory_s=cfg.refractory_ms / 1e3,
@@ -66,7 +79,7 @@ def _draw_spikes(cfg: SimConfig, units: UnitTable, seed: int, n_samples: int) ->
                         burst_decay=cfg.burst_decay, amp_jitter=cfg.amp_jitter, drift_frac=cfg.drift_frac,
                         drift_period_s=cfg.drift_period_s * rng.uniform(1, 3),
                         drift_phase=rng.uniform(0, 2 * np.pi))
-        t, amp = draw_train(p, n_samples / cfg.fs, rng)
+        t, amp, burst = draw_train(p, n_samples / cfg.fs, rng, with_burst_index=True)
         tau = t * cfg.fs
         whole = np.floor(tau).astype(np.int64)
         shift = np.round((tau - whole) * s).astype(np.int64)
@@ -74,13 +87,15 @@ def _draw_spikes(cfg: SimConfig, units: UnitTable, seed: int, n_samples: int) ->
         shift %= s
         onset = whole - units.peak_index
         ok = (onset >= 0) & (onset + units.n_samples <= n_samples)
+        level = shape_levels(cfg, seed, row, t[ok], burst[ok]) if shaped else np.zeros(ok.sum(), np.int16)
         parts.append((onset[ok], np.full(ok.sum(), row, np.int32), shift[ok].astype(np.int16),
-                      amp[ok].astype(np.float32)))
+                      amp[ok].astype(np.float32), level))
     if not parts:
-        return SpikeTable(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.float32))
-    onset, row, shift, amp = (np.concatenate(x) for x in zip(*parts))
+        return SpikeTable(np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros(0, np.int16), np.zeros(0, np.float32),
+                          np.zeros(0, np.int16) if shaped else None)
+    onset, row, shift, amp, level = (np.concatenate(x) for x in zip(*parts))
     order = np.argsort(onset, kind="stable")
-    return SpikeTable(onset[order], row[order], shift[order], amp[order])
+    return SpikeTable(onset[order], row[order], shift[order], amp[order], level[order] if shaped else None)
 
 
 def realised_snr(units: UnitTable, spikes: SpikeTable, row: int, sigma_uv: float) -> float:
@@ -132,11 +147,13 @@ def simulate_recording(config: SimConfig | None = None, seed: int = 0, *, templa
     noise, sigma = _noise_source(cfg, seed, n_el, noise_recording)
     fn = template_fn or partial(parametric_templates, fs=cfg.fs, peak_index=int(round(cfg.template_pre_ms * cfg.fs / 1e3)))
     units = design_units(cfg, n_el, sigma, np.random.default_rng([seed, 2]), fn)
+    units = with_fast_units(cfg, units, seed, n_el)
     spikes = _draw_spikes(cfg, units, seed, n_samples)
+    banks = shape_banks(cfg, units) if shape_enabled(cfg) else None
     channel_ids = np.array([str(i + 1) for i in range(n_el)])
     artefacts = draw_artefacts(cfg, seed, n_el, n_samples)
     rec = SimulatedRecording(units, spikes, noise, cfg.fs, n_samples, channel_ids, pos, cfg.block_samples,
-                             source=f"simulated(seed={seed})", artefacts=artefacts)
+                             source=f"simulated(seed={seed})", artefacts=artefacts, shape_banks=banks)
     gt, info = _ground_truth(cfg, units, spikes, sigma, channel_ids, seed, n_samples)
     if artefacts is not None:
         info.artefact_sample_index = artefacts.onset

@@ -42,17 +42,24 @@ def _renewal(rate_hz: float, refractory_s: float, duration_s: float, rng: np.ran
     return t[t < duration_s]
 
 
-def draw_train(p: TrainParams, duration_s: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def draw_train(p: TrainParams, duration_s: float, rng: np.random.Generator, with_burst_index: bool = False):
     """Spike times and amplitude factors of one unit.
+
+    Parameters
+    ----------
+    with_burst_index : bool, default False
+        Also return each spike's place in its burst (the random draws are the same either way).
 
     Returns
     -------
     times_s : ndarray of shape (n_spikes,), float64, s, sorted, no interval below the refractory period
     amp : ndarray of shape (n_spikes,), float64, amplitude factor (about 1)
+    burst_index : ndarray of shape (n_spikes,), int64, only with ``with_burst_index``
+        0 for a spike that does not follow inside a burst, k for the k-th extra spike of a burst.
     """
     extra_mean = p.burst_prob * (1 + p.burst_max_spikes) / 2
     base = _renewal(p.rate_hz / (1 + extra_mean), p.refractory_s, duration_s, rng)
-    times, decay = [base], [np.ones(base.shape[0])]
+    times, decay, index = [base], [np.ones(base.shape[0])], [np.zeros(base.shape[0], np.int64)]
     starts = base[rng.random(base.shape[0]) < p.burst_prob]
     if starts.size:
         n_extra = rng.integers(1, p.burst_max_spikes + 1, starts.size)
@@ -61,14 +68,16 @@ def draw_train(p: TrainParams, duration_s: float, rng: np.random.Generator) -> t
             isi = rng.uniform(*p.burst_isi_s, (sel.sum(), k)).sum(axis=1)
             times.append(starts[sel] + isi)
             decay.append(np.full(sel.sum(), p.burst_decay ** k))
-    t, d = np.concatenate(times), np.concatenate(decay)
+            index.append(np.full(sel.sum(), k, np.int64))
+    t, d, b = np.concatenate(times), np.concatenate(decay), np.concatenate(index)
     order = np.argsort(t, kind="stable")
-    t, d = t[order], d[order]
+    t, d, b = t[order], d[order], b[order]
     keep = _refractory_mask(t, p.refractory_s) & (t < duration_s)
-    t, d = t[keep], d[keep]
+    t, d, b = t[keep], d[keep], b[keep]
     jitter = 1 + p.amp_jitter * rng.standard_normal(t.shape[0])
     drift = 1 + p.drift_frac * np.sin(2 * np.pi * t / p.drift_period_s + p.drift_phase)
-    return t, np.clip(d * jitter * drift, 0.2, None)
+    amp = np.clip(d * jitter * drift, 0.2, None)
+    return (t, amp, b) if with_burst_index else (t, amp)
 
 
 def _refractory_mask(t: np.ndarray, refractory_s: float) -> np.ndarray:
