@@ -19,8 +19,14 @@ def _make_vae(cfg, seed: int = 0) -> FeatureExtractor:
     return VAEFeatures(cfg.vae)
 
 
+def _make_vade(cfg, seed: int = 0) -> FeatureExtractor:
+    from .vade import VaDEFeatures
+
+    return VaDEFeatures(cfg.vade)
+
+
 #: name -> builder(features_config, seed) -> FeatureExtractor
-EXTRACTORS = {"pca": _make_pca, "vae": _make_vae}
+EXTRACTORS = {"pca": _make_pca, "vae": _make_vae, "vade": _make_vade}
 
 
 def make_extractor(name: str, features_config, seed: int = 0) -> FeatureExtractor:
