@@ -136,6 +136,9 @@ class ChannelSubset(Recording):
         idx = self.index if channels is None else self.index[np.asarray(channels, dtype=np.int64)]
         return self.parent.get_traces(start, stop, idx)
 
+    def _read_raw(self, start: int, stop: int, channels: np.ndarray) -> np.ndarray:
+        return self.parent._read_raw(start, stop, self.index[np.asarray(channels, dtype=np.int64)])
+
 
 def get_chunk_with_margin(rec: Recording, start: int, stop: int, margin: int, channels=None) -> tuple[np.ndarray, int, int]:
     """Traces of ``[start - margin, stop + margin)`` with reflect padding at the file ends.
