@@ -412,14 +412,15 @@ def test_random_bytes_as_npz_get_no_unsafe_advice(tmp_path):
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_kill_at_any_point_then_rerun_gives_the_same_bytes(long_recording, tmp_path):
-    """kill -9 at five points spread over a whole run (every stage), then resume: no worker is
-    left behind, and the resumed run's sorting is byte-identical to an uninterrupted one."""
+    """kill -9 at three points spread over a whole run (detection, clustering, the report), then
+    resume: no worker is left behind, and the resumed run's sorting is byte-identical to an
+    uninterrupted one."""
     cmd = [sys.executable, "-m", "spikevae.cli", "run", str(long_recording), "--set", "run.n_jobs=2"]
     t0 = time.time()
     subprocess.run(cmd + ["-o", str(tmp_path / "ref")], check=True, capture_output=True)
     wall = time.time() - t0
     reference = (tmp_path / "ref" / "sorting.npz").read_bytes()
-    for k, frac in enumerate((0.15, 0.35, 0.55, 0.75, 0.95)):
+    for k, frac in enumerate((0.2, 0.5, 0.85)):
         out = tmp_path / f"k{k}"
         marker = f"{os.getpid()}-kill-{k}"
         proc = subprocess.Popen(cmd + ["-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -431,7 +432,8 @@ def test_kill_at_any_point_then_rerun_gives_the_same_bytes(long_recording, tmp_p
         while time.time() < deadline and _marked_pids(marker):
             time.sleep(0.1)
         assert _marked_pids(marker) == [], f"workers left after a kill at {frac:.0%} of the run"
-        subprocess.run(cmd + ["-o", str(out)], check=True, capture_output=True)
+        rerun = subprocess.run(cmd + ["-o", str(out)], capture_output=True, text=True)
+        assert rerun.returncode == 0, f"rerun after a kill at {frac:.0%}: {rerun.stderr[-2000:]}"
         assert (out / "sorting.npz").read_bytes() == reference, f"kill at {frac:.0%}"
         assert not list(out.glob(".*.tmp"))
 
