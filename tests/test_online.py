@@ -177,7 +177,8 @@ def test_tracking_uses_the_first_runs_vae_when_it_has_one(vae_run):
     run_dir, _, _ = vae_run
     s0 = load_session(run_dir)
     assert s0.vae_model is not None
-    s1 = dataclasses.replace(s0, name="scaled", spikes=dataclasses.replace(s0.spikes, waveforms=s0.spikes.waveforms * 1.1))
+    scaled = dataclasses.replace(s0.spikes, waveforms=s0.spikes.waveforms * 1.1)
+    s1 = dataclasses.replace(s0, name="scaled", spikes=scaled)
     result = track_sessions([s0, s1], TrackConfig())
     assert "trained VAE of the first session" in result.model
     links = {(prev, unit) for _, prev, unit in result.links()}

@@ -50,11 +50,12 @@ def test_session_zero_is_the_single_simulation_and_drift_moves_templates():
     rec, gt = simulate_recording(SimConfig(n_electrodes=3, duration_s=2), 4)
     assert np.array_equal(sims[0].recording.get_traces(0, 5000), rec.get_traces(0, 5000))
     assert np.array_equal(sims[0].ground_truth.sample_index, gt.sample_index)
-    t0, t2 = sims[0].recording.units.templates_uv, sims[2].recording.units.templates_uv
-    ratio = np.abs(t2).max(1) / np.abs(t0).max(1)
-    assert np.allclose(ratio, sims[2].truth.amplitude_factor[:len(ratio)] if sims[2].recording.units.scored.all()
-                       else ratio)  # scored rows carry their factor
+    u0, u2 = sims[0].recording.units, sims[2].recording.units  # turnover 0: the same rows in both
+    peak = u0.peak_index
+    ratio = u2.templates_uv[:, peak] / u0.templates_uv[:, peak]
+    assert np.allclose(ratio[u0.scored], sims[2].truth.amplitude_factor)  # the truth says how much each drifted
     assert np.std(np.log(ratio)) > 0.05  # drift of 0.2 per session over two steps
+    assert not np.allclose(u2.templates_uv / u2.templates_uv[:, [peak]], u0.templates_uv / u0.templates_uv[:, [peak]])
     assert not np.array_equal(sims[1].ground_truth.sample_index[:20], sims[0].ground_truth.sample_index[:20])
 
 

@@ -177,7 +177,8 @@ def simulate_sessions(config: SimConfig | None = None, n_sessions: int = 3, drif
     if not 0 <= drift <= 2:
         raise SpikevaeConfigError(f"--drift {drift}: the drift (log-amplitude step per session) must be in [0, 2]")
     if not 0 <= turnover <= 1:
-        raise SpikevaeConfigError(f"--turnover {turnover}: the fraction of units that appear or vanish must be in [0, 1]")
+        raise SpikevaeConfigError(f"--turnover {turnover}: the fraction of units that appear or vanish "
+                                  "must be in [0, 1]")
     cfg = config if config is not None else SimConfig()
     rec0, gt0 = simulate_recording(cfg, seed, template_fn=template_fn)
     base = rec0.units
@@ -202,7 +203,8 @@ def simulate_sessions(config: SimConfig | None = None, n_sessions: int = 3, drif
                                                           rec0.noise.block, rec0.noise.common_fraction)
             spikes = _draw_spikes(cfg, units, sseed, rec0.n_samples)
             rec = SimulatedRecording(units, spikes, noise, cfg.fs, rec0.n_samples, rec0.channel_ids,
-                                     rec0.positions_um, cfg.block_samples, source=f"simulated(seed={seed}, session={s})")
+                                     rec0.positions_um, cfg.block_samples,
+                                     source=f"simulated(seed={seed}, session={s})")
             gt, info = _ground_truth(cfg, units, spikes, sigma, rec0.channel_ids, sseed, rec0.n_samples)
             rec.unit_info = info
         rows = np.flatnonzero(present[s] & base.scored)  # scored rows in table order = gt ids 0..n-1
