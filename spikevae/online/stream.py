@@ -162,7 +162,14 @@ class OnlineSorter:
 
     def classify_chunk(self, chunk: Chunk) -> ChunkLabels:
         """Detect, align, embed and label the spikes whose peak lies in ``[chunk.start, chunk.stop)``."""
+        from threadpoolctl import threadpool_limits
+
         t0 = time.perf_counter()
+        # small array operations: BLAS/OpenMP threads only add contention (as in the per-electrode clustering)
+        with threadpool_limits(limits=1):
+            return self._classify_chunk(chunk, t0)
+
+    def _classify_chunk(self, chunk: Chunk, t0: float) -> ChunkLabels:
         d, x, left = self.model.config.detect, chunk.traces, chunk.left
         t, ch = find_peaks_sparse(x, self.threshold_uv, d.polarity, self.dead)
         g = t - left + chunk.start
