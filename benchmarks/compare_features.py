@@ -16,7 +16,17 @@ Usage (small; about 5 minutes on 2 shared CPU cores)::
 Variant names: ``pca`` (``pca:dN`` for N components); ``raw`` (all samples, a reference); ``ae``, ``vae``, ``beta_vae`` (no corruption); ``+bg`` background
 noise, ``+gauss`` Gaussian, ``+drop`` drop-out; ``@dual`` the dual-branch architecture;
 ``:dN`` latent size N (e.g. ``ae+bg:d5``); ``,key=value`` (last) any other VAEConfig setting
-(e.g. ``vae+bg,noise_scale=0.5``).
+(e.g. ``vae+bg,noise_scale=0.5``). ``vade`` is the clustering-aware VAE (features.method =
+vade; its network is ``vae+bg`` unless written as ``vade/<vae variant>``, e.g. ``vade/vae+bg:d6``;
+``,key=value`` then sets VaDEConfig keys, e.g. ``vade,epochs=20``).
+
+Hard-case sets (one simulation per ``--seeds`` seed, each with one hard case of
+``spikevae.synth.hard`` on): ``shape`` (shape change in bursts, burst_prob 0.2, and drift),
+``heavy`` (Student-t noise, 5 degrees of freedom, and 60 Hz line noise with harmonics),
+``overlap`` (half of the electrodes with fast units). ``--net-seeds`` trains every learned
+variant with each network seed; the tables give mean ± standard deviation over them::
+
+    python benchmarks/compare_features.py --sets sim shape heavy overlap --variants pca vae+bg vade --net-seeds 0 1
 """
 from __future__ import annotations
 
@@ -67,10 +77,37 @@ class RawFeatures:
         return Embedding(spikes.scaled_waveforms(), "raw", {})
 
 
+HARD_CASES = {
+    "shape": {"burst_prob": 0.2, "shape_burst": 0.4, "shape_drift": 0.5, "shape_drift_period_s": 60.0},
+    "heavy": {"noise_t_dof": 5.0, "line_noise_uv": 40.0},
+    "overlap": {"overlap_fraction": 0.5},
+}
+
+
+def vade_config(name: str, seed: int):
+    """The VaDEConfig of a variant name such as ``vade``, ``vade/vae+bg:d6`` or ``vade,epochs=20``."""
+    from spikevae.config import parse_override, set_value
+    from spikevae.features.vade import VaDEConfig
+
+    name, *sets = name.split(",")
+    net = name.partition("/")[2] or "vae+bg"
+    cfg = VaDEConfig(net=vae_config(net, seed))
+    for item in sets:
+        set_value(cfg, *parse_override(item))
+    return cfg
+
+
+def is_learned(name: str) -> bool:
+    return not (name == "raw" or name.startswith("pca"))
+
+
 def make_extractor(name: str, seed: int):
     from spikevae.features import PCAFeatures, PCAParams
+    from spikevae.features.vade import VaDEFeatures
     from spikevae.features.vae import VAEFeatures
 
+    if name.startswith("vade"):
+        return VaDEFeatures(vade_config(name, seed))
     if name == "raw":
         return RawFeatures()
     if name.startswith("pca"):
@@ -86,10 +123,11 @@ def load_sets(names, seeds, n_electrodes, duration_s, snr_min, snr_max):
 
     out = []
     for name in names:
-        if name == "sim":
+        if name == "sim" or name in HARD_CASES:
             for seed in seeds:
-                s = gt_sets.simulation(seed, n_electrodes, duration_s, snr_min=snr_min, snr_max=snr_max)
-                s.name = f"{s.name}_snr{snr_min:g}-{snr_max:g}"
+                s = gt_sets.simulation(seed, n_electrodes, duration_s, snr_min=snr_min, snr_max=snr_max,
+                                       **HARD_CASES.get(name, {}))
+                s.name = f"{s.name}_snr{snr_min:g}-{snr_max:g}" + (f"_{name}" if name != "sim" else "")
                 out.append(s)
         else:
             s = {"sample": gt_sets.sample_data, "quiroga": gt_sets.quiroga, "harris": gt_sets.harris}[name]()
@@ -159,36 +197,56 @@ def run(args) -> list[dict]:
         logging.info("%s: %d spikes, %d GT units, %.0f s to detect", gts.name, spikes.n_spikes,
                      len(gts.gt.unit_ids), time.perf_counter() - t0)
         for name in args.variants:
-            t0 = time.perf_counter()
-            ex = make_extractor(name, seed).fit(spikes)
-            emb = embed_noise_class(ex, spikes, ex.transform(spikes), FeaturesConfig().noise_crossings,
-                                    det.threshold, det.polarity, det.dead_time_ms, seed)  # as the pipeline does
-            t_feat = time.perf_counter() - t0
-            sorting = cluster_spikes(spikes, emb, ClusterConfig())
-            rows.append({"set": gts.name, "variant": name, "features_s": t_feat,
-                         "total_s": time.perf_counter() - t0, "probe": probe(spikes, emb, gts.gt, offset),
-                         **score(gts.gt, sorting, gts.unit_snr, offset)})
-            r = rows[-1]
-            logging.info("%s %-14s mean acc %.3f (probe %.3f) in %.0f s", gts.name, name, np.mean(r["all"]),
-                         np.mean(r["probe"]), r["total_s"])
+            for net_seed in (args.net_seeds if is_learned(name) else args.net_seeds[:1]):
+                t0 = time.perf_counter()
+                ex = make_extractor(name, net_seed).fit(spikes)
+                emb = embed_noise_class(ex, spikes, ex.transform(spikes), FeaturesConfig().noise_crossings,
+                                        det.threshold, det.polarity, det.dead_time_ms, seed)  # as the pipeline does
+                t_feat = time.perf_counter() - t0
+                sorting = cluster_spikes(spikes, emb, ClusterConfig())
+                rows.append({"set": gts.name, "variant": name, "net_seed": net_seed, "n_spikes": spikes.n_spikes,
+                             "features_s": t_feat, "total_s": time.perf_counter() - t0,
+                             "probe": probe(spikes, emb, gts.gt, offset),
+                             **score(gts.gt, sorting, gts.unit_snr, offset)})
+                r = rows[-1]
+                logging.info("%s %-14s seed %d: mean acc %.3f (probe %.3f), features %.0f s, total %.0f s", gts.name,
+                             name, net_seed, np.mean(r["all"]), np.mean(r["probe"]), t_feat, r["total_s"])
     return rows
 
 
+def _spread(values) -> str:
+    """``mean ± sd`` over network seeds (just the mean for one)."""
+    v = [x for x in values if np.isfinite(x)]
+    if not v:
+        return "-"
+    return f"{np.mean(v):.3f} ± {np.std(v):.3f}" if len(v) > 1 else f"{v[0]:.3f}"
+
+
 def table(rows: list[dict], variants) -> str:
-    """Markdown table: per variant, mean accuracy / well-detected units over the given rows, per SNR band."""
+    """Markdown table per variant over the given rows: mean accuracy (± sd over network seeds),
+    well-detected units, the probe, per SNR band, and the feature (training + embedding) time."""
     cols = [("all", "all")] + [(b, f"SNR {b}") for b, _, _ in BANDS]
-    head = "| features | probe acc | " + " | ".join(f"{t} acc | {t} well" for _, t in cols) + " | features s |"
-    lines = [head, "|" + "---|" * (2 * len(cols) + 3)]
+    head = "| features | seeds | probe acc | " + " | ".join(f"{t} acc | {t} well" for _, t in cols) + " | features s |"
+    lines = [head, "|" + "---|" * (2 * len(cols) + 4)]
     for v in variants:
         rs = [r for r in rows if r["variant"] == v]
         if not rs:
             continue
-        pr = [a for r in rs for a in r["probe"]]
+        seeds = sorted({r.get("net_seed", 0) for r in rs})
+        by_seed = [[r for r in rs if r.get("net_seed", 0) == s] for s in seeds]
+
+        def pooled(key, group):
+            accs = [a for r in group for a in r[key]]
+            return np.mean(accs) if accs else np.nan
+
         cells = []
         for key, _ in cols:
-            accs = [a for r in rs for a in r[key]]
-            cells += [f"{np.mean(accs):.3f}" if accs else "-", f"{sum(a >= 0.8 for a in accs)}/{len(accs)}"]
-        lines.append(f"| {v} | {np.mean(pr):.3f} | " + " | ".join(cells) + f" | {np.mean([r['features_s'] for r in rs]):.0f} |")
+            accs = [a for r in by_seed[0] for a in r[key]]
+            wells = [sum(a >= 0.8 for r in g for a in r[key]) for g in by_seed]
+            cells += [_spread([pooled(key, g) for g in by_seed]),
+                      f"{np.mean(wells):.1f}/{len(accs)}" if len(seeds) > 1 else f"{wells[0]}/{len(accs)}"]
+        lines.append(f"| {v} | {len(seeds)} | {_spread([pooled('probe', g) for g in by_seed])} | " + " | ".join(cells)
+                     + f" | {np.mean([r['features_s'] for r in rs]):.0f} |")
     return "\n".join(lines)
 
 
@@ -196,9 +254,11 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--electrodes", type=int, default=16)
     p.add_argument("--duration", type=float, default=60.0, help="seconds")
-    p.add_argument("--sets", nargs="+", default=["sim"], choices=("sim", "sample", "quiroga", "harris"),
-                   help="ground-truth sets (sim = one simulation per seed)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--sets", nargs="+", default=["sim"],
+                   choices=("sim", "sample", "quiroga", "harris", *HARD_CASES),
+                   help="ground-truth sets (sim and the hard cases shape, heavy, overlap: one simulation per seed)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="simulation seeds")
+    p.add_argument("--net-seeds", type=int, nargs="+", default=[0], help="network seeds of every learned variant")
     p.add_argument("--snr-min", type=float, default=3.0)
     p.add_argument("--snr-max", type=float, default=20.0)
     p.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS))
@@ -207,7 +267,7 @@ def main(argv=None) -> None:
     p.add_argument("--json", default=None, help="also write the per-unit results here")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    for noisy in ("spikevae.cluster", "spikevae.features", "spikevae.detect", "spikevae.synth"):
+    for noisy in ("spikevae.cluster", "spikevae.features", "spikevae.detect", "spikevae.synth", "spikevae.noise_model"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     rows = run(args)
     print("\naccuracy = mean over ground-truth units (SpikeForest, ±0.4 ms); well = accuracy >= 0.8; "
@@ -218,6 +278,12 @@ def main(argv=None) -> None:
     if len({r["set"] for r in rows}) > 1:
         print("\nall sets pooled\n")
         print(table(rows, args.variants))
+    hard = [r for r in rows if r["set"].rsplit("_", 1)[-1] in HARD_CASES]
+    if hard and len(hard) < len(rows):
+        print("\nhard-case simulations pooled\n")
+        print(table(hard, args.variants))
+        print("\nother sets pooled\n")
+        print(table([r for r in rows if r not in hard], args.variants))
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(rows, fh, indent=1)
