@@ -4,15 +4,17 @@ For each length in ``--minutes``, a child process simulates the recording with
 :mod:`spikevae.synth` and writes it as a Blackrock ``.ns5`` file with its ground truth
 (so reading goes through neo, as for a user's file); a second, fresh child process then
 runs the default pipeline on it (``run_pipeline``, report included) while a sampler thread
-records the resident memory of the run and of its worker processes every 20 ms.
+records the resident memory of the run and of its worker processes every 50 ms.
 Each run is its own process, so no run inherits the peak memory of another or of the
 simulation.
 
 Printed per stage (``read``, ``detect`` = band-pass + detection, ``features_<m>``,
-``cluster_<m>``, ``outputs``, ``report``): seconds, x real time (recording seconds per
-wall-clock second), peak RSS of the main process during the stage, and peak RSS of the
-main process plus its worker processes (detection chunks and report figures run in
-``run.n_jobs`` workers); then the whole run, and mean accuracy against the ground truth.
+``cluster_<m>``, ``outputs``, ``report`` = quality metrics + HTML report): seconds, x real
+time (recording seconds per wall-clock second), CPU seconds (user + system, of the run and
+of its worker processes: on a machine shared with other work, wall time stretches with the
+load, CPU time much less), peak RSS of the main process during the stage, and peak RSS of the
+main process plus its worker processes (detection chunks, clustering and report figures run in
+workers); then the whole run, and mean accuracy against the ground truth.
 
     python benchmarks/bench_throughput.py                      # 96 electrodes x 2 min, PCA (a few minutes)
     python benchmarks/bench_throughput.py --minutes 10 60      # the issue's lengths
@@ -36,7 +38,7 @@ import threading
 import time
 from pathlib import Path
 
-SAMPLE_S = 0.02  # memory sampling period
+SAMPLE_S = 0.05  # memory sampling period
 
 
 # ---- child processes ---------------------------------------------------------------------------------
@@ -50,17 +52,32 @@ def simulate_child(folder: Path, minutes: float, electrodes: int, seed: int) -> 
     write_simulation(folder, rec, gt, cfg, seed, fmt="nsx")
 
 
+def cpu_seconds() -> float:
+    """CPU seconds (user + system) of this process and of its finished, reaped worker processes."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 class _StageClock(logging.Handler):
-    """Wall-clock start of each stage, from the pipeline's own ``stage NAME ...`` log line."""
+    """Wall-clock start and CPU time at the start of each stage, from the pipeline's ``stage NAME ...`` log line."""
 
     def __init__(self):
         super().__init__(logging.INFO)
         self.starts: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def emit(self, record):
         msg = record.getMessage()
         if msg.startswith("stage ") and msg.endswith(" ..."):
             self.starts[msg[6:-4]] = time.perf_counter()
+            self.cpu[msg[6:-4]] = cpu_seconds()
+
+    def cpu_per_stage(self, names: list[str], cpu_end: float) -> dict[str, float]:
+        """CPU seconds from each stage's start to the next one's (the last: to ``cpu_end``). Worker
+        pools are shut down inside their stage, so their CPU time lands in the stage that ran them."""
+        known = [n for n in names if n in self.cpu]
+        bounds = [self.cpu[n] for n in known] + [cpu_end]
+        return {n: bounds[i + 1] - bounds[i] for i, n in enumerate(known)}
 
 
 class _MemorySampler(threading.Thread):
@@ -116,21 +133,25 @@ def run_child(folder: Path, methods: list[str], n_jobs: int, overrides: list[str
                                  f"run.n_jobs={n_jobs}", *overrides])
     sim = json.loads((folder / "simulation.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
+        t0, cpu_start = time.perf_counter(), cpu_seconds()
         r = run_pipeline(folder / "recording.ns5", cfg, Path(tmp) / "out", gt=folder / "ground_truth.npz",
                          report=True)
         total = time.perf_counter() - t0
+        cpu_end = cpu_seconds()
     sampler.stop_event.set()
     sampler.join()
     stages = []
+    cpu = clock.cpu_per_stage(list(r.timings), cpu_end)
     for name, t in r.timings.items():
         start = clock.starts.get(name, t0)
         own, tree = sampler.peak(start, start + t["seconds"])
-        stages.append({"stage": name, "seconds": t["seconds"], "peak_rss_mb": own, "peak_rss_tree_mb": tree})
+        stages.append({"stage": name, "seconds": t["seconds"], "cpu_s": cpu.get(name, float("nan")),
+                       "peak_rss_mb": own, "peak_rss_tree_mb": tree})
     own, tree = sampler.peak(t0, t0 + total)
     result = {"duration_s": sim["duration_s"], "n_electrodes": sim["n_electrodes"], "methods": methods,
               "n_jobs": n_jobs, "n_spikes": int(r.spikes.n_spikes), "n_units": int(len(r.sorting.unit_ids)),
-              "total_s": total, "peak_rss_mb": own, "peak_rss_tree_mb": tree, "stages": stages,
+              "total_s": total, "cpu_s": cpu_end - cpu_start, "peak_rss_mb": own, "peak_rss_tree_mb": tree,
+              "stages": stages,
               "accuracy": {m: s["mean_accuracy"] for m, s in r.scores.items()}}
     result_path.write_text(json.dumps(result))
 
@@ -144,11 +165,11 @@ def format_result(res: dict) -> str:
     dur = res["duration_s"]
     lines = [f"\n{res['n_electrodes']} electrodes x {dur / 60:g} min, features {'+'.join(res['methods'])}, "
              f"n_jobs {res['n_jobs']}: {res['n_spikes']} spikes, {res['n_units']} units",
-             f"{'stage':<16} {'seconds':>8} {'x real time':>12} {'peak RSS MB':>12} {'+ workers MB':>13}"]
-    for s in res["stages"] + [{"stage": "total", "seconds": res["total_s"], "peak_rss_mb": res["peak_rss_mb"],
-                                "peak_rss_tree_mb": res["peak_rss_tree_mb"]}]:
+             f"{'stage':<16} {'seconds':>8} {'x real time':>12} {'CPU s':>8} {'peak RSS MB':>12} {'+ workers MB':>13}"]
+    for s in res["stages"] + [{"stage": "total", "seconds": res["total_s"], "cpu_s": res["cpu_s"],
+                                "peak_rss_mb": res["peak_rss_mb"], "peak_rss_tree_mb": res["peak_rss_tree_mb"]}]:
         xrt = dur / s["seconds"] if s["seconds"] > 0 else float("inf")
-        lines.append(f"{s['stage']:<16} {s['seconds']:>8.2f} {xrt:>12.1f} {s['peak_rss_mb']:>12.0f} "
+        lines.append(f"{s['stage']:<16} {s['seconds']:>8.2f} {xrt:>12.1f} {s['cpu_s']:>8.1f} {s['peak_rss_mb']:>12.0f} "
                      f"{s['peak_rss_tree_mb']:>13.0f}")
     lines.append("mean accuracy: " + ", ".join(f"{m} {a:.3f}" for m, a in res["accuracy"].items()))
     return "\n".join(lines)
