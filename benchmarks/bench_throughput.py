@@ -20,6 +20,7 @@ workers); then the whole run, and mean accuracy against the ground truth.
     python benchmarks/bench_throughput.py --minutes 10 60      # the issue's lengths
     python benchmarks/bench_throughput.py --vae                # VAE features as well (a second run per length)
     python benchmarks/bench_throughput.py --data-dir /tmp/sims --json out.json   # keep the recordings, save rows
+    python benchmarks/bench_throughput.py --profile /tmp/prof   # where the time goes (pyinstrument, serial run)
 
 ``--data-dir`` keeps the simulated recordings between invocations (they are reused when
 present), so before/after comparisons read the same file. Numbers depend on the machine
@@ -116,8 +117,10 @@ class _MemorySampler(threading.Thread):
         return max(s[1] for s in inside), max(s[2] for s in inside)
 
 
-def run_child(folder: Path, methods: list[str], n_jobs: int, overrides: list[str], result_path: Path) -> None:
-    """Run the pipeline on ``folder``/recording.ns5 and write per-stage figures as JSON to ``result_path``."""
+def run_child(folder: Path, methods: list[str], n_jobs: int, overrides: list[str], result_path: Path,
+              profile: str = "") -> None:
+    """Run the pipeline on ``folder``/recording.ns5 and write per-stage figures as JSON to ``result_path``;
+    with ``profile``, under pyinstrument (write its text tree to that path, and HTML beside it)."""
     from spikevae.params import load_config
     from spikevae.pipeline import run_pipeline
 
@@ -133,11 +136,21 @@ def run_child(folder: Path, methods: list[str], n_jobs: int, overrides: list[str
                                  f"run.n_jobs={n_jobs}", *overrides])
     sim = json.loads((folder / "simulation.json").read_text())
     with tempfile.TemporaryDirectory() as tmp:
+        profiler = None
+        if profile:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(interval=0.005)
+            profiler.start()
         t0, cpu_start = time.perf_counter(), cpu_seconds()
         r = run_pipeline(folder / "recording.ns5", cfg, Path(tmp) / "out", gt=folder / "ground_truth.npz",
                          report=True)
         total = time.perf_counter() - t0
         cpu_end = cpu_seconds()
+        if profiler is not None:
+            profiler.stop()
+            Path(profile).write_text(profiler.output_text(unicode=False, color=False))
+            Path(profile).with_suffix(".html").write_text(profiler.output_html())
     sampler.stop_event.set()
     sampler.join()
     stages = []
@@ -185,6 +198,9 @@ def main(argv=None) -> None:
     ap.add_argument("--data-dir", default="", help="keep (and reuse) the simulated recordings here")
     ap.add_argument("--json", default="", help="write every result row to this JSON file")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="configuration override k=v")
+    ap.add_argument("--profile", default="", help="profile each run with pyinstrument (pip install pyinstrument) "
+                    "and write its call tree to PREFIX_<minutes>min_<method>.txt (and .html); runs serially "
+                    "(run.n_jobs=1, cluster.n_jobs=1) so that every stage is in the profiled process")
     args = ap.parse_args(argv)
 
     results = []
@@ -198,8 +214,14 @@ def main(argv=None) -> None:
                 print(f"simulated {folder.name} in {time.perf_counter() - t0:.0f} s", flush=True)
             for methods in (["pca"], ["vae"]) if args.vae else (["pca"],):
                 out = Path(tmp) / f"result_{minutes:g}_{methods[0]}.json"
-                _child(["--_run", str(folder), ",".join(methods), str(args.n_jobs), str(out),
-                        json.dumps(args.overrides)])
+                prof = f"{args.profile}_{minutes:g}min_{methods[0]}.txt" if args.profile else ""
+                n_jobs, overrides = args.n_jobs, args.overrides
+                if prof:  # every stage in the profiled process
+                    n_jobs, overrides = 1, [*args.overrides, "cluster.n_jobs=1"]
+                _child(["--_run", str(folder), ",".join(methods), str(n_jobs), str(out), json.dumps(overrides),
+                        prof])
+                if prof:
+                    print(f"profile: {prof}")
                 res = json.loads(out.read_text())
                 print(format_result(res), flush=True)
                 results.append(res)
@@ -214,6 +236,6 @@ if __name__ == "__main__":
     elif len(sys.argv) > 1 and sys.argv[1] == "--_run":
         logging.basicConfig(level=logging.WARNING)
         run_child(Path(sys.argv[2]), sys.argv[3].split(","), int(sys.argv[4]), json.loads(sys.argv[6]),
-                  Path(sys.argv[5]))
+                  Path(sys.argv[5]), sys.argv[7])
     else:
         main()
