@@ -223,3 +223,24 @@ def test_stacked_classifiers_equal_the_per_electrode_rule(run):
         u, r = clf.classify(x[sel], refine.min_posterior, model.gate_d2)
         assert np.array_equal(unit[sel], u) and np.array_equal(reason[sel], r)
     assert set(np.unique(reason)) >= {0, 1}
+
+
+def test_artefacts_are_dropped_online_as_the_run_dropped_them(tmp_path):
+    from spikevae.synth.export import write_recording
+
+    rec, _ = simulate_recording(SimConfig(n_electrodes=12, duration_s=8.0, artefact_rate_hz=6.0), seed=3)
+    onsets = rec.unit_info.artefact_sample_index
+    path = write_recording(tmp_path / "sim", rec, "nsx")
+    result = run_pipeline(path, load_config(overrides=["run.n_jobs=1"]), tmp_path / "run", report=False)
+    assert result.artefacts.n_events >= 30
+    from spikevae.io import open_recording
+
+    online = classify_recording(load_online_model(tmp_path / "run"), open_recording(path), chunk_s=1.0)
+    summary = online.summary(result.spikes.channel_ids)
+    assert summary["n_artefact_spikes"] >= 0.8 * result.artefacts.n_spikes_removed
+    s = online.sorting
+    t = s.sample_index[s.unit >= 0]
+    j = np.searchsorted(onsets, t, "right") - 1
+    at_artefacts = (j >= 0) & (t - onsets[np.maximum(j, 0)] <= 60)
+    assert at_artefacts.sum() <= 3  # (chunk borders may cut an event's blanking short)
+    assert agreement_with(result.sorting, s)["agreement"] >= 0.95

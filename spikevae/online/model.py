@@ -24,7 +24,7 @@ training data; a change of noise level shows as more or fewer spikes, not as mov
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +122,8 @@ class OnlineModel:
         Which feature model and how the classifiers were made.
     noise_snippets, noise_electrode : ndarray, optional
         The run's noise snippets (needed by noise-whitened features).
+    excluded_electrodes : ndarray of int64
+        The run's artefact electrodes (:mod:`spikevae.artefacts`): their spikes are dropped.
     """
 
     extractor: object
@@ -137,6 +139,7 @@ class OnlineModel:
     n_samples: int
     noise_snippets: np.ndarray | None = None
     noise_electrode: np.ndarray | None = None
+    excluded_electrodes: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
     @property
     def n_electrodes(self) -> int:
@@ -325,5 +328,7 @@ def load_online_model(run_dir, method: str | None = None) -> OnlineModel:
             + (" and its noise class" if emb.noise_features is not None and refine.noise_class else ""))
     log.info("online model from %s: %d electrodes with units, %d units", run, len(classifiers),
              int(np.unique(labels[labels >= 0]).size))
+    art = store.load_artefacts()
     return OnlineModel(ex, classifiers, spikes.noise_uv, spikes.channel_ids, spikes.fs, cfg, n_feat, gate, desc,
-                       spikes.peak_index, spikes.n_samples, spikes.noise_snippets, spikes.noise_electrode)
+                       spikes.peak_index, spikes.n_samples, spikes.noise_snippets, spikes.noise_electrode,
+                       art.excluded_electrodes if art is not None else np.zeros(0, np.int64))

@@ -129,6 +129,9 @@ class ChunkLabels:
         Seconds from the filtered chunk to its labels (detection, alignment, features, classes).
     read_s : float
         Seconds to read and filter the chunk.
+    n_artefact : int
+        Spikes dropped as artefacts (the run's ``artefact`` rules within the chunk, and the
+        run's artefact electrodes), as the offline run drops them before clustering.
     """
 
     sample_index: np.ndarray
@@ -137,6 +140,7 @@ class ChunkLabels:
     reason: np.ndarray
     latency_s: float
     read_s: float = 0.0
+    n_artefact: int = 0
 
 
 class OnlineSorter:
@@ -187,8 +191,28 @@ class OnlineSorter:
         order = np.lexsort((ch, sample))
         sample, ch, wf = sample[order], ch[order], wf[order]
         spikes = self.model.spikes(sample, ch, wf)
+        keep = self._not_artefacts(spikes)
+        if not keep.all():
+            spikes, sample, ch = spikes.subset(keep), sample[keep], ch[keep]
         unit, reason = self.model.classify_features(self.model.features(spikes), ch)
-        return ChunkLabels(sample, ch.astype(np.int64), unit, reason, time.perf_counter() - t0, chunk.read_s)
+        return ChunkLabels(sample, ch.astype(np.int64), unit, reason, time.perf_counter() - t0, chunk.read_s,
+                           int((~keep).sum()))
+
+    def _not_artefacts(self, spikes) -> np.ndarray:
+        """Mask of the chunk's spikes that are not artefacts: the run's ``artefact`` rules applied
+        within the chunk (an event's blanking is cut at the chunk's end), and none on the run's
+        artefact electrodes."""
+        import dataclasses
+
+        from ..artefacts import find_artefacts
+
+        cfg = self.model.config.artefact
+        keep = ~np.isin(spikes.electrode, self.model.excluded_electrodes)
+        if cfg.enabled and spikes.n_spikes:
+            # electrodes are judged over the whole run (excluded_electrodes), not over one chunk
+            _, removed = find_artefacts(spikes, dataclasses.replace(cfg, max_electrode_rate_hz=0.0))
+            keep &= ~removed
+        return keep
 
     def run(self, chunks: Iterable[Chunk]) -> Iterator[ChunkLabels]:
         """Labels of each chunk as it arrives (a generator: it serves a live stream as well as a file)."""
@@ -298,7 +322,8 @@ def classify_recording(model: OnlineModel, rec: Recording, chunk_s: float = 1.0,
     sorting = Sorting(cat("sample_index", np.int64), cat("electrode", np.int64), cat("unit", np.int64), model.fs,
                       params={"classifier": model.description, "chunk_s": chunk_s})
     return OnlineResult(sorting, cat("reason", np.int8), np.array([p.latency_s for p in parts]),
-                        np.array([p.read_s for p in parts]), chunk_s)
+                        np.array([p.read_s for p in parts]), chunk_s,
+                        {"n_artefact_spikes": int(sum(p.n_artefact for p in parts))})
 
 
 def agreement_with(offline: Sorting, online: Sorting) -> dict:
