@@ -161,10 +161,10 @@ class _ElectrodeCanvas:
     Building the ~25 axes of an electrode figure, and the tick objects matplotlib creates for
     them at the first draw, took half of the report's drawing time (profile of a 96-electrode
     run). Reusing them needs every panel reset to the state of a new one before it is drawn on:
-    :meth:`panel` removes what the last electrode drew, restores autoscaling and the axis, and
-    every caller sets titles, labels and locators anew; panels an electrode does not use are
-    hidden. ``tests/test_report.py`` checks that a figure has the same bytes whatever was drawn
-    before it.
+    :meth:`start` removes what the last electrode drew, :meth:`panel` restores autoscaling, the
+    axis and an empty title, and every caller sets titles, labels and locators anew; panels an
+    electrode does not use are hidden (:meth:`finish`). ``tests/test_report_figures.py`` checks
+    that a figure has the same bytes whatever was drawn before it.
     """
 
     def __init__(self, n_cols: int, rows: int):
@@ -203,6 +203,7 @@ class _ElectrodeCanvas:
         return ax
 
     def finish(self) -> None:
+        """Show the panels this electrode used, hide the others."""
         for row in self.grid:
             for ax in row:
                 ax.set_visible(ax in self.used)
