@@ -265,11 +265,17 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (1 is much faster when other processes keep the cores busy)")
     p.add_argument("--json", default=None, help="also write the per-unit results here")
+    p.add_argument("--from-json", nargs="+", default=None, metavar="JSON",
+                   help="print the tables of earlier runs' --json files (pooled) instead of running")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     for noisy in ("spikevae.cluster", "spikevae.features", "spikevae.detect", "spikevae.synth", "spikevae.noise_model"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    rows = run(args)
+    if args.from_json:
+        rows = [r for path in args.from_json for r in json.loads(Path(path).read_text())]
+        args.variants = list(dict.fromkeys(r["variant"] for r in rows))
+    else:
+        rows = run(args)
     print("\naccuracy = mean over ground-truth units (SpikeForest, ±0.4 ms); well = accuracy >= 0.8; "
           "probe = cross-validated LDA on the true labels in that feature space (per electrode)")
     for name in dict.fromkeys(r["set"] for r in rows):
@@ -279,6 +285,11 @@ def main(argv=None) -> None:
         print("\nall sets pooled\n")
         print(table(rows, args.variants))
     hard = [r for r in rows if r["set"].rsplit("_", 1)[-1] in HARD_CASES]
+    for case in HARD_CASES:
+        these = [r for r in hard if r["set"].endswith(f"_{case}")]
+        if len({r["set"] for r in these}) > 1:
+            print(f"\nhard case '{case}', its simulations pooled\n")
+            print(table(these, args.variants))
     if hard and len(hard) < len(rows):
         print("\nhard-case simulations pooled\n")
         print(table(hard, args.variants))
