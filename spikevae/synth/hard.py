@@ -9,7 +9,8 @@ word, so a simulation without them is bit-identical to one made before they exis
   by ``1 - shape_repol·s``, its extremum kept. Spike k of a burst gets
   ``min(1, k·shape_burst)``; a slow sinusoid (period ``shape_drift_period_s`` to 3x, random
   phase, stream ``[seed, 21, row]``) adds up to ``shape_drift``. Levels are quantised to
-  ``shape_levels`` precomputed template banks. Ground-truth times use the unchanged shape.
+  ``shape_levels`` precomputed template banks. Ground-truth times and the realised SNR use
+  the unchanged shape (a widened spike is smaller after the bandpass).
 - **line noise** (``line_noise_uv``): ``A_e Σ_k (1/k) sin(2π k f t + φ_ek)`` for k = 1 ..
   1 + ``line_harmonics``, A_e = ``line_noise_uv`` × U(0.5, 1.5) and phases from stream
   ``[seed, 23]``; a pure function of the absolute sample, so chunking does not change it.
