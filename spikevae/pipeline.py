@@ -132,10 +132,11 @@ def spikes_key(ident: dict, config: PipelineConfig) -> str:
 
 
 def features_section(config: PipelineConfig, method: str) -> dict:
-    """The feature settings that ``method`` uses (the VAE section only for the VAE)."""
+    """The feature settings that ``method`` uses (the VAE or VaDE section only for that method)."""
     fcfg = to_dict(config)["features"] | {"method": method}
-    if method != "vae":
-        fcfg.pop("vae")
+    for learned in ("vae", "vade"):
+        if method != learned:
+            fcfg.pop(learned, None)
     return fcfg
 
 
@@ -205,13 +206,14 @@ def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir
     from .features import make_extractor
     from .features.base import embed_noise_class
 
-    if spikes.group_channels is not None and method == "vae":
-        raise SpikevaeError("input.groups: VAE features do not support channel groups (concatenated waveforms); "
-                            "use --set features.method=pca (and no 'vae' in features.also)")
+    if spikes.group_channels is not None and method in ("vae", "vade"):
+        raise SpikevaeError(f"input.groups: {method.upper()} features do not support channel groups (concatenated "
+                            f"waveforms); use --set features.method=pca (and no '{method}' in features.also)")
     ex = make_extractor(method, config.features, seed=config.run.seed)
-    if method == "vae":
-        # run.device, when set, wins; else the VAE's own features.vae.device (never silently ignored)
-        device = config.run.device if config.run.device != "auto" else config.features.vae.device
+    if method in ("vae", "vade"):
+        # run.device, when set, wins; else the network's own device setting (never silently ignored)
+        own = config.features.vae.device if method == "vae" else config.features.vade.net.device
+        device = config.run.device if config.run.device != "auto" else own
         ex.configure_run(out_dir=out_dir, device=device, progress=progress)
     emb = ex.fit(spikes).transform(spikes)
     d = config.detect
