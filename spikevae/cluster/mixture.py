@@ -24,17 +24,20 @@ def fit_mixture(x: np.ndarray, k: int, cfg, seed: int):
     from sklearn.mixture import GaussianMixture
 
     return GaussianMixture(n_components=k, covariance_type=cfg.covariance, reg_covar=cfg.reg_covar,
-                           n_init=cfg.n_init, max_iter=200, init_params="k-means++",
+                           n_init=getattr(cfg, "n_init", 1), max_iter=200, init_params="k-means++",
                            random_state=seed).fit(x)
 
 
-def select_size(x: np.ndarray, cfg, seed: int):
-    """The mixture with the lowest BIC (or AIC), trying 1, 2, ... components and stopping
-    after two sizes in a row do not improve. Returns the fitted ``GaussianMixture``."""
+def select_size(x: np.ndarray, cfg, seed: int, min_per_component: int = 10):
+    """The mixture with the lowest BIC (or AIC), trying 1, 2, ... components (at most one per
+    ``min_per_component`` points) and stopping after two sizes in a row do not improve.
+
+    ``cfg`` needs ``max_components``, ``covariance`` and ``reg_covar``; ``criterion`` (default
+    "bic") and ``n_init`` (default 1) are optional. Returns the fitted ``GaussianMixture``."""
     best_gm, best, worse = None, np.inf, 0
-    for k in range(1, min(cfg.max_components, max(1, x.shape[0] // 10)) + 1):
+    for k in range(1, min(cfg.max_components, max(1, x.shape[0] // min_per_component)) + 1):
         gm = fit_mixture(x, k, cfg, seed)
-        score = gm.bic(x) if cfg.criterion == "bic" else gm.aic(x)
+        score = gm.bic(x) if getattr(cfg, "criterion", "bic") == "bic" else gm.aic(x)
         if score < best:
             best_gm, best, worse = gm, score, 0
         else:

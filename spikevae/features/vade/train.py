@@ -36,21 +36,9 @@ def select_mixture(z: np.ndarray, cfg: VaDEConfig, seed: int):
     -------
     sklearn.mixture.GaussianMixture
     """
-    from sklearn.mixture import GaussianMixture
+    from ...cluster.mixture import select_size
 
-    best, best_bic, worse = None, np.inf, 0
-    k_max = min(cfg.max_components, max(1, z.shape[0] // cfg.min_spikes_per_component))
-    for k in range(1, k_max + 1):
-        gm = GaussianMixture(k, covariance_type=cfg.covariance, reg_covar=cfg.reg_covar, max_iter=200,
-                             init_params="k-means++", random_state=seed).fit(z)
-        bic = gm.bic(z)
-        if bic < best_bic:
-            best, best_bic, worse = gm, bic, 0
-        else:
-            worse += 1
-            if worse >= 2:
-                break
-    return best
+    return select_size(z, cfg, seed, min_per_component=cfg.min_spikes_per_component)
 
 
 def _full_covariances(gm) -> np.ndarray:
