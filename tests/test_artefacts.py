@@ -129,7 +129,7 @@ def test_rejection_changes_nothing_where_there_are_no_artefacts(tmp_path):
     rec, gt = simulate_recording(SimConfig(n_electrodes=12, duration_s=6.0), seed=4)
     on = run_pipeline(rec, load_config(), tmp_path / "on", report=False)
     off = run_pipeline(rec, load_config(overrides=["artefact.enabled=false"]), tmp_path / "off", report=False)
-    assert on.artefacts.n_events == 0
+    assert on.artefacts.n_events == 0 and off.artefacts.n_events == 0 and on.spikes.n_spikes == off.spikes.n_spikes
     assert (tmp_path / "on" / "sorting.npz").read_bytes() == (tmp_path / "off" / "sorting.npz").read_bytes()
 
 

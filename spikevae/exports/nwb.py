@@ -64,6 +64,7 @@ import numpy as np
 
 from ..errors import SpikevaeError
 from ..objects import Sorting
+from . import resolve_method
 
 log = logging.getLogger(__name__)
 
@@ -160,16 +161,6 @@ def _check_target(path: Path) -> None:
     if not ours:
         raise SpikevaeError(f"{path}: exists and is not an NWB file written by spikevae; choose another --nwb path "
                             "(an earlier spikevae NWB export there is replaced)")
-
-
-def _resolve_method(run_dir: Path, info: dict, method: str | None) -> tuple[str, str]:
-    """(method to export, the run's main method)."""
-    main = info.get("config", {}).get("features", {}).get("method", "pca")
-    method = method or main
-    if method not in info["sortings"]:
-        have = ", ".join(info["sortings"]) or "none"
-        raise SpikevaeError(f"{run_dir}: the run has no '{method}' sorting (it has: {have}); pass --method")
-    return method, main
 
 
 # -- session start time and identifier ------------------------------------------------------
@@ -583,7 +574,7 @@ def export_nwb(run_dir, nwb_path, *, method: str | None = None, location: str = 
         raise SpikevaeError(f"{run_dir}: no such run folder; run `spikevae run REC -o {run_dir}` first")
     _check_target(nwb_path)
     info = store.load_run_info(run_dir)
-    method, main = _resolve_method(run_dir, info, method)
+    method, main = resolve_method(run_dir, info, method)
     sorting = store.load_sorting(run_dir, method)
     rec_info, config = info.get("recording", {}), info.get("config", {})
     nwbfile = _new_nwbfile(pynwb, run_dir, info, method, subject)

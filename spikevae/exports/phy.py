@@ -33,6 +33,7 @@ import numpy as np
 
 from ..errors import SpikevaeError
 from ..objects import Sorting, Spikes
+from . import resolve_method
 
 log = logging.getLogger(__name__)
 
@@ -284,11 +285,7 @@ def export_phy(run_dir, phy_dir, *, method: str | None = None, copy_traces: bool
     run_dir, phy_dir = Path(run_dir), Path(phy_dir)
     _check_target(phy_dir)
     info = store.load_run_info(run_dir)
-    main = info.get("config", {}).get("features", {}).get("method", "pca")
-    method = method or main
-    if method not in info["sortings"]:
-        have = ", ".join(info["sortings"]) or "none"
-        raise SpikevaeError(f"{run_dir}: the run has no '{method}' sorting (it has: {have}); pass --method")
+    method, main = resolve_method(run_dir, info, method)
     spikes, sorting = store.load_spikes(run_dir), store.load_sorting(run_dir, method)
     if spikes.group_channels is not None:  # phy's templates are per channel; these waveforms are concatenated
         raise SpikevaeError(f"{run_dir}: the run sorted channel groups (input.groups); the phy export does not "

@@ -24,6 +24,7 @@ import numpy as np
 from ..errors import SpikevaeError
 from ..io.spikeinterface import require_spikeinterface
 from ..objects import Sorting
+from . import resolve_method
 
 log = logging.getLogger(__name__)
 
@@ -144,11 +145,7 @@ def sorting_from_run(run_dir, method: str | None = None):
 
     run_dir = Path(run_dir)
     info = store.load_run_info(run_dir)
-    main = info.get("config", {}).get("features", {}).get("method", "pca")
-    method = method or main
-    if method not in info["sortings"]:
-        have = ", ".join(info["sortings"]) or "none"
-        raise SpikevaeError(f"{run_dir}: the run has no '{method}' sorting (it has: {have}); pass method=")
+    method, main = resolve_method(run_dir, info, method, hint="method=")
     spikes, sorting = store.load_spikes(run_dir), store.load_sorting(run_dir, method)
     return to_spikeinterface(sorting, spikes.channel_ids, _run_metrics(run_dir, method, main))
 

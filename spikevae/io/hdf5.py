@@ -16,7 +16,6 @@ dataset lazily through h5py.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
