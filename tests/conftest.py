@@ -24,3 +24,16 @@ def require_data(path: Path) -> Path:
 def shared_data() -> Path:
     """The shared data folder (skips, or fails under ``SPIKEVAE_REQUIRE_DATA``, when absent)."""
     return require_data(SHARED_DATA)
+
+
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """Run the ``spikevae`` command line in this process: (exit code, stdout, stderr)."""
+    from spikevae.cli import main
+
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err

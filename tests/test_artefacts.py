@@ -4,16 +4,16 @@ from __future__ import annotations
 import csv
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import SHARED_DATA, require_data
 from spikevae.artefacts import ALL_ELECTRODES, ArtefactConfig, find_artefacts, reject_artefacts
 from spikevae.objects import Spikes
 
 FS = 30000.0
-NEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "blackrock_limblab_utah" / "Han_20170516.nev"
+NEV = SHARED_DATA / "blackrock_limblab_utah" / "Han_20170516.nev"
 
 
 def make_spikes(t, e, amp=None, n_el=16) -> Spikes:
@@ -133,13 +133,12 @@ def test_rejection_changes_nothing_where_there_are_no_artefacts(tmp_path):
     assert (tmp_path / "on" / "sorting.npz").read_bytes() == (tmp_path / "off" / "sorting.npz").read_bytes()
 
 
-@pytest.mark.skipif(not NEV.exists(), reason="../shared/data/blackrock_limblab_utah is absent")
 def test_real_stimulation_session_artefact_units_disappear(tmp_path):
     from spikevae.io.nev import read_nev
     from spikevae.params import load_config
     from spikevae.pipeline import run_pipeline
 
-    spikes = read_nev(NEV)
+    spikes = read_nev(require_data(NEV))
     off = run_pipeline(spikes, load_config(overrides=["artefact.enabled=false"]), tmp_path / "off", report=False)
     big = [u for u in off.sorting.unit_ids if off.sorting.electrode[off.sorting.unit == u][0] == 63]
     assert len(big) >= 2  # the stimulation artefacts on channel 64 form units without rejection

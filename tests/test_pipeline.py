@@ -7,6 +7,7 @@ import pytest
 from spikevae.cli import main
 from spikevae.objects import Sorting
 from spikevae.synth import SimConfig, simulate_recording, write_ground_truth
+from conftest import run_cli
 
 FS = 30000.0
 
@@ -29,14 +30,6 @@ def _run(args, capsys):
     return exc.value.code, out.out, out.err
 
 
-def _cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 RAW = ["--format", "raw", "--fs", "30000", "--n-channels", "6", "--dtype", "int16", "--gain-uv", "0.25"]
@@ -46,7 +39,7 @@ def test_run_sorts_scores_and_resumes(raw_recording, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["run", str(raw_recording / "rec.dat"), *RAW, "-o", str(out), "--gt", str(raw_recording / "gt.npz"),
             "--no-report"]
-    code, text, err = _cli(args, capsys)
+    code, text, err = run_cli(args, capsys)
     assert code == 0, err
     s = np.load(out / "sorting.npz")
     assert s["sample_index"].dtype == np.int64 and float(s["fs"]) == FS
@@ -58,12 +51,12 @@ def test_run_sorts_scores_and_resumes(raw_recording, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["skipped_stages"] == []
     # the rerun reuses every stage; a changed cluster setting recomputes only clustering
-    code, text, _ = _cli(args, capsys)
+    code, text, _ = run_cli(args, capsys)
     assert "reused from the run store: detect, features_pca, cluster_pca" in text
-    code, text, _ = _cli(args + ["--set", "cluster.seed=1"], capsys)
+    code, text, _ = run_cli(args + ["--set", "cluster.seed=1"], capsys)
     assert "reused from the run store: detect, features_pca\n" in text
     # the resolved configuration reproduces the run
-    code, _, err = _cli(["config", "validate", "-c", str(out / "config.toml")], capsys)
+    code, _, err = run_cli(["config", "validate", "-c", str(out / "config.toml")], capsys)
     assert code == 0, err
 
 
@@ -72,7 +65,7 @@ def test_compare_command(raw_recording, tmp_path, capsys):
     # a perfect sorting, shifted by 5 samples: scored 1.0 only with the offset
     s = Sorting(gt.sample_index + 5, gt.electrode, gt.unit + 100, gt.fs)
     s.save_npz(tmp_path / "s.npz")
-    code, text, _ = _cli(["compare", str(tmp_path / "s.npz"), "--gt", str(raw_recording / "gt.npz"),
+    code, text, _ = run_cli(["compare", str(tmp_path / "s.npz"), "--gt", str(raw_recording / "gt.npz"),
                           "--offset", "auto", "--json", str(tmp_path / "c.json")], capsys)
     assert code == 0
     assert "estimated ground-truth offset: 5 samples" in text
@@ -130,7 +123,7 @@ def test_flat_electrode_is_skipped_others_sort(tmp_path, capsys):
     x.tofile(tmp_path / "r.dat")
     argv = ["run", str(tmp_path / "r.dat"), *RAW, "-o", str(tmp_path / "o"), "--no-report"]
     argv[argv.index("--n-channels") + 1] = "3"
-    code, _, err = _cli(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 0, err
     s = np.load(tmp_path / "o" / "sorting.npz")
     assert not np.any(s["electrode"] == 1)
@@ -142,7 +135,7 @@ def test_sample_data_sorts_above_floor(tmp_path, capsys):
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "sample_data"
-    code, _, err = _cli(["-q", "run", str(root / "sample.ns5"), "--gt", str(root / "sample_gt.npz"),
+    code, _, err = run_cli(["-q", "run", str(root / "sample.ns5"), "--gt", str(root / "sample_gt.npz"),
                          "-o", str(tmp_path), "--no-report"], capsys)
     assert code == 0, err
     s = json.loads((tmp_path / "scores.json").read_text())["pca"]
@@ -156,8 +149,8 @@ def test_stage_commands_and_run_share_the_store(raw_recording, tmp_path, capsys)
     out = str(tmp_path / "o")
     rec = str(raw_recording / "rec.dat")
     for argv in (["detect", rec, *RAW, "-o", out], ["features", out], ["cluster", out]):
-        code, _, err = _cli(["-q", *argv], capsys)
+        code, _, err = run_cli(["-q", *argv], capsys)
         assert code == 0, err
-    code, text, err = _cli(["run", rec, *RAW, "-o", out, "--no-report"], capsys)
+    code, text, err = run_cli(["run", rec, *RAW, "-o", out, "--no-report"], capsys)
     assert code == 0, err
     assert "reused from the run store: detect, features_pca, cluster_pca" in text

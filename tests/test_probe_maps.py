@@ -6,7 +6,6 @@ import h5py
 import numpy as np
 import pytest
 
-from spikevae.cli import main
 from spikevae.errors import RecordingError, SpikevaeError
 from spikevae.io import apply_map, open_recording, read_cmp, read_map, read_probeinterface
 from spikevae.io.probe import ElectrodeMap, map_channels
@@ -16,7 +15,7 @@ from spikevae.quality import compute_metrics
 from spikevae.quality_config import QualityConfig
 from spikevae.recording import ArrayRecording, ChannelSubset, utah_positions
 
-from conftest import SHARED_DATA, require_data
+from conftest import SHARED_DATA, require_data, run_cli
 
 REPO = Path(__file__).resolve().parent.parent
 SMALL = REPO / "tests" / "data" / "utah_small.cmp"
@@ -34,14 +33,6 @@ FAST = ["--set", "cluster.n_jobs=1", "--set", "run.n_jobs=1", "--set", "cluster.
         "--set", "cluster.refine.enabled=false"]
 
 
-def _cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def _one_error_line(err: str) -> str:
@@ -253,7 +244,7 @@ def test_compute_metrics_fills_electrode_positions():
 
 def test_run_with_map_puts_positions_in_units_csv_and_run_store(tmp_path, capsys):
     out = tmp_path / "out"
-    code, _, err = _cli(["run", str(SAMPLE), "--map", str(SMALL), "-o", str(out),
+    code, _, err = run_cli(["run", str(SAMPLE), "--map", str(SMALL), "-o", str(out),
                          "--set", "input.channels=[1,6,11,16]", *FAST], capsys)
     assert code == 0, err
     lines = (out / "units.csv").read_text().splitlines()
@@ -280,15 +271,15 @@ def test_cli_map_errors_are_one_line(case, tmp_path, capsys):
     else:  # a map of electrodes 1-8 for a recording of channels 1-16
         bad = _write(tmp_path, "map\n" + "".join(f"{p - 1} 0 A {p} e{p}\n" for p in range(1, 9)))
         fragment = "channel(s) 9, 10, 11, 12, 13, 14, 15, 16 are not in the electrode map"
-    code, _, err = _cli(["run", str(SAMPLE), "--map", str(bad), "-o", str(tmp_path / "o")], capsys)
+    code, _, err = run_cli(["run", str(SAMPLE), "--map", str(bad), "-o", str(tmp_path / "o")], capsys)
     assert code == 1 and fragment in _one_error_line(err)
     assert not (tmp_path / "o").exists()  # stopped before any output was made
-    code, _, err = _cli(["info", str(SAMPLE), "--map", str(bad)], capsys)
+    code, _, err = run_cli(["info", str(SAMPLE), "--map", str(bad)], capsys)
     assert code == 1 and fragment in _one_error_line(err)
 
 
 def test_info_shows_the_map(capsys):
-    code, out, err = _cli(["info", str(SAMPLE), "--map", str(SMALL)], capsys)
+    code, out, err = run_cli(["info", str(SAMPLE), "--map", str(SMALL)], capsys)
     assert code == 0, err
     assert f"electrode map:  {SMALL} (16 of 16 channels placed; x 0-1200 µm, y 0-1200 µm)" in out
 

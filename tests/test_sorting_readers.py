@@ -5,11 +5,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikevae.cli import main
 from spikevae.compare import agreement, compare_sortings
 from spikevae.errors import SpikevaeError
 from spikevae.io.sortings import infer_from_recording, infer_from_run, read_sorting
 from spikevae.objects import Sorting
+from conftest import run_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "sample.ns5"
@@ -18,14 +18,6 @@ FS = 30000.0
 pytestmark = pytest.mark.filterwarnings("ignore:The extractor is not serializable")
 
 
-def _cli(args, capsys):
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +40,7 @@ def made():
 
 def _score(capsys, tmp_path, sorting_path, *extra):
     js = tmp_path / f"score_{Path(sorting_path).name}.json"
-    code, _, err = _cli(["-q", "compare", str(sorting_path), "--gt", str(SAMPLE_GT), "--json", str(js), *extra],
+    code, _, err = run_cli(["-q", "compare", str(sorting_path), "--gt", str(SAMPLE_GT), "--json", str(js), *extra],
                         capsys)
     assert code == 0, err
     return json.loads(js.read_text())
@@ -124,7 +116,7 @@ def test_si_npz_needs_electrodes_then_infers_them_from_the_recording(made, nativ
     gt, s = made
     ns = si.NumpySorting.from_samples_and_labels([s.sample_index], [s.unit], FS)
     si.NpzSortingExtractor.write_sorting(ns, tmp_path / "si.npz")
-    code, _, err = _cli(["compare", str(tmp_path / "si.npz"), "--gt", str(SAMPLE_GT)], capsys)
+    code, _, err = run_cli(["compare", str(tmp_path / "si.npz"), "--gt", str(SAMPLE_GT)], capsys)
     assert code == 1 and err.count("\n") == 1 and "Traceback" not in err
     assert "has no electrode per unit; give --recording REC or --run OUT" in err and "--ignore-electrodes" in err
     scores = _score(capsys, tmp_path, tmp_path / "si.npz", "--recording", str(SAMPLE))
@@ -175,7 +167,7 @@ def test_si_main_channel_id_maps_through_channel_ids(made, tmp_path):
 def test_npy_layouts(made, tmp_path, capsys):
     gt, s = made
     np.save(tmp_path / "bad.npy", np.zeros((10, 3)))
-    code, _, err = _cli(["compare", str(tmp_path / "bad.npy"), "--gt", str(SAMPLE_GT)], capsys)
+    code, _, err = run_cli(["compare", str(tmp_path / "bad.npy"), "--gt", str(SAMPLE_GT)], capsys)
     assert code == 1 and err.count("\n") == 1 and err.startswith("error: ")
     assert "shape (10, 3)" in err and "(n, 2)" in err
     np.save(tmp_path / "good.npy", np.c_[s.sample_index, s.unit])
@@ -204,7 +196,7 @@ def test_reader_errors_name_the_fix(tmp_path):
 def test_agreement_with_itself_is_one(made, tmp_path, capsys):
     _, s = made
     s.save_npz(tmp_path / "a.npz")
-    code, out, err = _cli(["-q", "compare", str(tmp_path / "a.npz"), str(tmp_path / "a.npz"),
+    code, out, err = run_cli(["-q", "compare", str(tmp_path / "a.npz"), str(tmp_path / "a.npz"),
                            "--json", str(tmp_path / "ag.json")], capsys)
     assert code == 0, err
     d = json.loads((tmp_path / "ag.json").read_text())
@@ -233,13 +225,13 @@ def test_agreement_of_two_sortings_on_a_hand_built_case():
 
 
 def test_compare_needs_gt_or_a_second_sorting(tmp_path, capsys):
-    code, _, err = _cli(["compare", str(SAMPLE_GT)], capsys)
+    code, _, err = run_cli(["compare", str(SAMPLE_GT)], capsys)
     assert code == 1 and "either --gt GT" in err and "neither" in err
-    code, _, err = _cli(["compare", str(SAMPLE_GT), str(SAMPLE_GT), "--gt", str(SAMPLE_GT)], capsys)
+    code, _, err = run_cli(["compare", str(SAMPLE_GT), str(SAMPLE_GT), "--gt", str(SAMPLE_GT)], capsys)
     assert code == 1 and "not both" in err
     # one side without electrodes, the other with: refused between sortings too
     np.save(tmp_path / "x.npy", np.c_[np.arange(5) * 100, np.zeros(5)])
-    code, _, err = _cli(["compare", str(SAMPLE_GT), str(tmp_path / "x.npy")], capsys)
+    code, _, err = run_cli(["compare", str(SAMPLE_GT), str(tmp_path / "x.npy")], capsys)
     assert code == 1 and "x.npy has no electrode per unit" in err
 
 
@@ -249,7 +241,7 @@ def test_ground_truth_in_another_layout_scores_the_same(made, native_scores, tmp
     np.savez(tmp_path / "gt_other.npz", spike_index=gt.sample_index, labels=gt.unit, electrode=gt.electrode,
              sample_rate=FS)
     js = tmp_path / "g.json"
-    code, _, err = _cli(["-q", "compare", str(tmp_path / "s.npz"), "--gt", str(tmp_path / "gt_other.npz"),
+    code, _, err = run_cli(["-q", "compare", str(tmp_path / "s.npz"), "--gt", str(tmp_path / "gt_other.npz"),
                          "--json", str(js)], capsys)
     assert code == 0, err
     _same_scores(json.loads(js.read_text()), native_scores)

@@ -307,11 +307,9 @@ def read_si_folder(folder, channel_ids=None) -> Sorting:
     ``main_channel_id`` property mapped through ``channel_ids``.
     """
     folder = Path(folder)
-    try:
-        import spikeinterface.core as si
-    except ImportError:
-        raise SpikevaeError(f"{folder}: reading a SpikeInterface folder needs spikeinterface; "
-                            "pip install 'spikevae[si]'") from None
+    from .spikeinterface import require_spikeinterface
+
+    si = require_spikeinterface()
     try:
         sorting = si.load(folder)
     except Exception as exc:  # noqa: BLE001 - SI raises many kinds for a folder it cannot read
