@@ -233,7 +233,8 @@ def test_noise_taken_from_a_recording_is_tiled_and_sets_the_snr_scale():
 
     src = np.random.default_rng(1).normal(0, 1, (20000, 3)).astype(np.float32) * np.float32([5, 10, 20])
     source = ArrayRecording(src, 30000.0)
-    cfg = small_config(duration_s=2.0, n_electrodes=5)
+    # the source as it is (no high-pass, no blanking): tiled sample for sample
+    cfg = small_config(duration_s=2.0, n_electrodes=5, noise_from_highpass_hz=0.0, noise_from_blank_sd=0.0)
     rec, _ = simulate_recording(cfg, seed=0, noise_recording=source)
     noise = rec.get_traces().astype(np.float64) - rec.without_noise().get_traces()
     t = np.arange(rec.n_samples) % 20000

@@ -86,6 +86,14 @@ class SimConfig:
                                  unit="µV", low=0.0)
     line_freq_hz: float = param(60.0, "mains frequency (50 or 60)", unit="Hz", low=40, high=70)
     line_harmonics: int = param(5, "mains harmonics 2f..(n+1)f added, amplitude falling as 1/k", low=0, high=50)
+    noise_from_highpass_hz: float = param(250.0, "--noise-from: high-pass the source recording at this cutoff before "
+                                                 "using it (removes LFP and offsets, so tiling leaves no steps; "
+                                                 "0 = the source as it is)", unit="Hz", low=0.0)
+    noise_from_blank_sd: float = param(5.0, "--noise-from: blank (set to 0) the source around samples beyond this many "
+                                            "robust σ of its channel, removing its own spikes (0 = keep them)",
+                                       low=0.0)
+    noise_from_blank_ms: float = param(1.0, "--noise-from: samples blanked on each side of a sample beyond the "
+                                            "threshold", unit="ms", low=0.0, high=20)
     overlap_fraction: float = param(0.0, "fraction of the electrodes whose scored units fire fast, so that "
                                          "their spikes overlap often (0 = none)", low=0.0, high=1.0)
     overlap_rate_hz_min: float = param(30.0, "lowest rate of a fast unit", unit="Hz", low=0.01, high=200)
@@ -114,6 +122,10 @@ class SimConfig:
             raise SpikevaeConfigError(
                 f"sim.noise_t_dof={self.noise_t_dof}: Student-t noise needs more than 2 degrees of freedom "
                 "(finite variance); use e.g. 3, or 0 for Gaussian noise")
+        if 0 < self.noise_from_highpass_hz and self.noise_from_highpass_hz >= 0.45 * self.fs:
+            raise SpikevaeConfigError(
+                f"sim.noise_from_highpass_hz={self.noise_from_highpass_hz} must be below {0.45 * self.fs:g} Hz "
+                "(0.45 x sim.fs), or 0 to use the source unfiltered")
         if self.snr_band_high_hz >= self.fs / 2:
             raise SpikevaeConfigError(
                 f"sim.snr_band_high_hz={self.snr_band_high_hz} must be below Nyquist ({self.fs / 2:g} Hz)")

@@ -147,7 +147,8 @@ class RecordedNoise:
     """Noise taken from a real (or any) Recording, tiled in time and over channels.
 
     Sample ``t`` of channel ``e`` is sample ``t mod n`` of channel ``e mod n_channels``
-    of the source, so the noise is as long as the simulation needs.
+    of the source, so the noise is as long as the simulation needs. Each block reads
+    only its own samples from the source (streamed; the source is never loaded whole).
     """
 
     def __init__(self, source: Recording, n_channels: int, block: int):
@@ -170,6 +171,75 @@ class RecordedNoise:
             out[pos:pos + run] = self.source.get_traces(start, start + run, self.channels)
             pos += run
         return out
+
+
+class BackgroundRecording(Recording):
+    """A recording prepared as simulation background: high-passed, with its own spikes blanked.
+
+    Computed lazily per chunk (reads stream through the source). Samples within
+    ``blank`` of a sample whose |value| exceeds ``blank_sd`` robust σ of its channel
+    (median |x| / 0.6745 of the high-passed source, measured on its first 10 s) are
+    set to 0, so the source's own spikes do not enter the simulation as unscored events.
+    A read of ``[start, stop)`` looks ``blank`` samples beyond each end, so the result
+    does not depend on how reads are chunked.
+
+    Parameters
+    ----------
+    source : Recording
+    highpass_hz : float
+        Cutoff of the high-pass (a bandpass up to 0.45 fs); 0 uses the source as it is.
+    blank_sd : float
+        Threshold in robust σ; 0 keeps every sample.
+    blank : int
+        Samples blanked on each side of a sample beyond the threshold.
+    """
+
+    #: Channels measured together when the thresholds are set (bounds memory for 96+ channels).
+    GROUP = 16
+
+    def __init__(self, source: Recording, highpass_hz: float, blank_sd: float, blank: int):
+        from ..preprocess import BandpassRecording
+
+        self.origin = source
+        self.parent = BandpassRecording(source, highpass_hz, 0.45 * source.fs) if highpass_hz > 0 else source
+        self.blank_sd, self.blank = float(blank_sd), int(blank)
+        self._init_meta(source.fs, source.channel_ids, source.n_samples, 1.0, 0.0, source.positions_um,
+                        f"background(highpass {highpass_hz:g} Hz, blank {blank_sd:g} sd) <- {source.source}")
+        self.threshold_uv = self.blank_sd * self._robust_sigma() if self.blank_sd > 0 else None
+        self.blanked_fraction = self._blanked_fraction() if self.blank_sd > 0 else 0.0
+
+    def _robust_sigma(self) -> np.ndarray:
+        n = min(self.n_samples, int(10 * self.fs))
+        out = np.empty(self.n_channels)
+        for g in range(0, self.n_channels, self.GROUP):
+            ch = np.arange(g, min(g + self.GROUP, self.n_channels))
+            out[ch] = np.median(np.abs(self.parent.get_traces(0, n, ch)), axis=0) / 0.6745
+        return np.maximum(out, 1e-6)
+
+    def _blanked_fraction(self) -> float:
+        """Fraction of the samples blanked in the first 10 s (all channels)."""
+        n = min(self.n_samples, int(10 * self.fs))
+        total = 0
+        for g in range(0, self.n_channels, self.GROUP):
+            ch = np.arange(g, min(g + self.GROUP, self.n_channels))
+            total += int((self.get_traces(0, n, ch) == 0).sum())
+        return total / max(1, n * self.n_channels)
+
+    def get_traces(self, start=0, stop=None, channels=None):
+        stop = self.n_samples if stop is None else min(int(stop), self.n_samples)
+        start = max(0, int(start))
+        ch = np.arange(self.n_channels) if channels is None else np.asarray(channels, np.int64)
+        if self.threshold_uv is None or stop <= start:
+            return self.parent.get_traces(start, stop, ch)
+        lo, hi = max(0, start - self.blank), min(self.n_samples, stop + self.blank)
+        x = self.parent.get_traces(lo, hi, ch)
+        hit = (np.abs(x) > self.threshold_uv[ch]).astype(np.uint8)
+        if self.blank:
+            from scipy.ndimage import maximum_filter1d
+
+            hit = maximum_filter1d(hit, 2 * self.blank + 1, axis=0, mode="constant")
+        x[hit.astype(bool)] = 0.0
+        return np.ascontiguousarray(x[start - lo:start - lo + stop - start])
 
 
 def measured_sigma(x: np.ndarray, fs: float, band: tuple[float, float], order: int = 3) -> np.ndarray:

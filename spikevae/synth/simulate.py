@@ -21,7 +21,7 @@ from .artefacts import draw_artefacts
 from .config import SimConfig
 from .ground_truth import UnitInfo
 from .hard import LineNoise, NoiseSum, shape_banks, shape_enabled, shape_levels, with_fast_units
-from .noise import BlockNoise, RecordedNoise, colouring_fir, measured_sigma
+from .noise import BackgroundRecording, BlockNoise, RecordedNoise, colouring_fir, measured_sigma
 from .recording import SimulatedRecording, SpikeTable
 from .templates import parametric_templates
 from .trains import TrainParams, draw_train
@@ -54,10 +54,35 @@ def _noise_source(cfg: SimConfig, seed: int, n_el: int, noise_recording: Recordi
     if abs(noise_recording.fs - cfg.fs) > 1e-6 * cfg.fs:
         raise SpikevaeError(f"the noise recording is sampled at {noise_recording.fs:g} Hz but sim.fs={cfg.fs:g}; "
                             "set sim.fs to the noise recording's rate")
-    noise = RecordedNoise(noise_recording, n_el, cfg.block_samples)
-    n = min(noise_recording.n_samples, int(10 * cfg.fs))
-    sigma = measured_sigma(noise_recording.get_traces(0, n, noise.channels), cfg.fs, band)
-    return _with_line_noise(cfg, seed, n_el, noise), sigma
+    background = BackgroundRecording(noise_recording, cfg.noise_from_highpass_hz, cfg.noise_from_blank_sd,
+                                     int(round(cfg.noise_from_blank_ms * cfg.fs / 1e3)))
+    _warn_if_tiled(cfg, background, n_el)
+    noise = RecordedNoise(background, n_el, cfg.block_samples)
+    n = min(background.n_samples, int(10 * cfg.fs))
+    src = np.arange(background.n_channels)
+    sigma_src = np.concatenate([measured_sigma(background.get_traces(0, n, src[g:g + 16]), cfg.fs, band)
+                                for g in range(0, src.size, 16)])
+    return _with_line_noise(cfg, seed, n_el, noise), sigma_src[noise.channels]
+
+
+def _warn_if_tiled(cfg: SimConfig, background: "BackgroundRecording", n_el: int) -> None:
+    """Say when the noise recording repeats in time or over electrodes, and how to avoid it."""
+    name = background.origin.source
+    if background.n_channels < n_el:
+        log.warning("the noise recording %s has %d channels for %d electrodes: electrode e takes channel "
+                    "e mod %d, so electrodes %d.. repeat the noise of channels 1..; use --electrodes %d or a "
+                    "recording with more channels", name, background.n_channels, n_el, background.n_channels,
+                    background.n_channels + 1, background.n_channels)
+    n_samples = int(round(cfg.duration_s * cfg.fs))
+    if background.n_samples < n_samples:
+        log.warning("the noise recording %s lasts %.3g s, shorter than the %.3g s simulated: its background "
+                    "repeats %.1f times; use --duration %.3g or a longer recording", name,
+                    background.n_samples / cfg.fs, cfg.duration_s, n_samples / background.n_samples,
+                    background.n_samples / cfg.fs)
+    if background.blanked_fraction > 0.1:
+        log.warning("the noise recording %s: %.1f%% of its first 10 s is blanked as spikes (beyond %g σ); "
+                    "raise sim.noise_from_blank_sd or set it to 0 to keep them",
+                    name, 100 * background.blanked_fraction, cfg.noise_from_blank_sd)
 
 
 def _with_line_noise(cfg: SimConfig, seed: int, n_el: int, noise):
@@ -124,8 +149,12 @@ def simulate_recording(config: SimConfig | None = None, seed: int = 0, *, templa
         Source of spike shapes (default: the parametric family of :mod:`.templates`); each
         row is moved so its extremum sits at ``template_pre_ms`` and scaled to the unit's SNR.
     noise_recording : Recording, optional
-        Take the noise from this recording (tiled in time and over channels) instead of
-        the 1/f + white model; its σ after the SNR bandpass is measured (MAD) on its first 10 s.
+        Take the noise from this recording instead of the 1/f + white model: high-passed at
+        ``sim.noise_from_highpass_hz``, its own spikes blanked (``sim.noise_from_blank_sd``,
+        see :class:`.noise.BackgroundRecording`), streamed block by block, electrode ``e``
+        taking channel ``e mod n_channels``, and tiled in time when shorter than the
+        simulation (both with a warning). Its σ after the SNR bandpass is measured (MAD) on
+        its first 10 s and sets the units' SNR scale.
 
     Returns
     -------
