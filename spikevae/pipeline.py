@@ -219,8 +219,8 @@ def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir
     d = config.detect
     emb = embed_noise_class(ex, spikes, emb, config.features.noise_crossings, d.threshold, d.polarity,
                             d.dead_time_ms, config.run.seed)
-    if method == "vae" and hasattr(ex, "save"):
-        ex.save(out_dir / "vae_model")
+    if method in ("vae", "vade") and hasattr(ex, "save"):
+        ex.save(out_dir / f"{method}_model")
     return emb
 
 

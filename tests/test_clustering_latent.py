@@ -189,3 +189,19 @@ def test_mixture_kl_is_zero_when_the_posterior_is_the_only_component():
     e = torch.zeros(1, dtype=torch.long)
     assert float(prior.kl(mu, mu, logvar, e).detach()) == pytest.approx(0.0, abs=1e-5)
     assert float(prior.kl(mu + 1, mu + 1, logvar, e).detach()) > 0.1
+
+
+def test_save_and_load_round_trip_the_encoder_and_the_mixtures(trained, tmp_path):
+    from spikevae.errors import SpikevaeError
+
+    ex, spikes, _ = trained
+    folder = ex.save(tmp_path / "vade_model")
+    assert {p.name for p in folder.iterdir()} >= {"vade.json", "prior.pt", "net", "history.json"}
+    back = VaDEFeatures.load(folder, device="cpu")
+    np.testing.assert_allclose(back.transform(spikes).features, ex.transform(spikes).features, atol=1e-5)
+    np.testing.assert_allclose(back.responsibilities(spikes), ex.responsibilities(spikes), atol=1e-4)
+    np.testing.assert_array_equal(back.prior_.n_components, ex.prior_.n_components)
+    assert back.get_params() == ex.get_params() and back.history_["joint"] == ex.history_["joint"]
+    (folder / "prior.pt").unlink()
+    with pytest.raises(SpikevaeError, match="prior.pt: missing"):
+        VaDEFeatures.load(folder)

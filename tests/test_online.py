@@ -177,7 +177,7 @@ def test_tracking_uses_the_first_runs_vae_when_it_has_one(vae_run):
     run_dir, _, _ = vae_run
     s0 = load_session(run_dir)
     assert s0.vae_model is not None
-    scaled = dataclasses.replace(s0.spikes, waveforms=s0.spikes.waveforms * 1.1)
+    scaled = dataclasses.replace(s0.spikes, waveforms=np.asarray(s0.spikes.waveforms) * 1.1)
     s1 = dataclasses.replace(s0, name="scaled", spikes=scaled)
     result = track_sessions([s0, s1], TrackConfig())
     assert "trained VAE of the first session" in result.model
@@ -187,6 +187,55 @@ def test_tracking_uses_the_first_runs_vae_when_it_has_one(vae_run):
     assert "PCA fitted on all 2 sessions pooled" in pooled.model
     retrained = track_sessions([s0, s1], TrackConfig(model="all"))  # a VAE trained on both sessions
     assert "trained on all 2 sessions pooled" in retrained.model and retrained.links()
+
+
+VADE_SETTINGS = ["features.method=vade", "features.vade.net.epochs=2", "features.vade.net.channels=8",
+                 "features.vade.net.hidden=32", "features.vade.net.latent_dim=4", "features.vade.net.device=cpu",
+                 "features.vade.epochs=2", "features.vade.max_components=3", "cluster.n_jobs=1", "run.n_jobs=1"]
+
+
+@pytest.fixture(scope="module")
+def vade_run(tmp_path_factory, run):
+    """The same recording sorted with (tiny) VaDE features: the run saves vade_model/."""
+    root = tmp_path_factory.mktemp("online_vade")
+    _, path, _, _ = run
+    result = run_pipeline(path, load_config(overrides=VADE_SETTINGS), root / "run", report=False)
+    return root / "run", path, result
+
+
+def test_a_vade_run_classifies_with_its_encoders_posterior_means(vade_run):
+    from spikevae.features.vade import VaDEFeatures
+    from spikevae.io import open_recording
+
+    run_dir, path, result = vade_run
+    assert (run_dir / "vade_model" / "vade.json").is_file() and not (run_dir / "vae_model").exists()
+    model = load_online_model(run_dir)
+    assert isinstance(model.extractor, VaDEFeatures) and "VaDE" in model.description and model.n_features == 4
+    online = classify_recording(model, open_recording(path), chunk_s=1.0)
+    offline_units, _ = model.classify_spikes(result.spikes)
+    assert np.array_equal(online.sorting.unit, offline_units)
+    a = agreement_with(result.sorting, online.sorting)
+    assert a["found"] >= 0.99 and a["agreement"] >= 0.95, a
+
+
+def test_tracking_uses_the_first_runs_vade_model(vade_run):
+    import dataclasses
+
+    from spikevae.tracking.session import load_session
+    from spikevae.tracking.track import TrackConfig, track_sessions
+
+    run_dir, _, _ = vade_run
+    s0 = load_session(run_dir)
+    assert s0.vade_model == run_dir / "vade_model" and s0.vae_model is None
+    scaled = dataclasses.replace(s0.spikes, waveforms=np.asarray(s0.spikes.waveforms) * 1.1)
+    s1 = dataclasses.replace(s0, name="scaled", spikes=scaled)
+    result = track_sessions([s0, s1], TrackConfig())
+    assert "trained VaDE of the first session" in result.model
+    links = {(prev, unit) for _, prev, unit in result.links()}
+    assert len(links & {(int(u), int(u)) for u in s0.unit_ids()}) >= 0.8 * s0.unit_ids().size
+    assert "VaDE" in track_sessions([s0, s1], TrackConfig(features="vade")).model
+    with pytest.raises(SpikevaeError, match="no vae_model/"):
+        track_sessions([s0, s1], TrackConfig(features="vae"))
 
 
 @pytest.mark.parametrize("polarity", ["neg", "pos", "both"])

@@ -5,7 +5,8 @@ crossings that form the clustering's noise class) and the sorting, but not the p
 discriminant that last relabelled the spikes (:func:`spikevae.cluster.refine.relabel`) nor the
 PCA basis. Both are rebuilt here from what is stored, so no pipeline change is needed:
 
-- **features**: the run's VAE (``vae_model/``), or its PCA refitted on the stored spikes with
+- **features**: the run's VAE (``vae_model/``) or VaDE (``vade_model/``: its encoder's posterior
+  means), or its PCA refitted on the stored spikes with
   the run's settings; the PCA fit is an exact, deterministic eigendecomposition, so the basis is
   the run's own, which is checked against the stored embedding (any difference is an error);
 - **per electrode**: one Gaussian class per sorted unit (its spikes' mean and covariance in the
@@ -105,7 +106,7 @@ class OnlineModel:
     Attributes
     ----------
     extractor : FeatureExtractor
-        Fitted PCA or VAE.
+        Fitted PCA, VAE or VaDE.
     classifiers : dict
         Electrode index -> :class:`ElectrodeClassifier` (electrodes with no unit are absent).
     noise_uv : ndarray of shape (n_electrodes,), float32, µV
@@ -232,6 +233,15 @@ def _extractor(run: Path, method: str, cfg, spikes: Spikes, stored: np.ndarray):
         # one chunk is a small batch: one torch thread embeds 1400 spikes in 6 ms where two took 120 ms
         # on the shared 2-core machine (threads spinning against each other and other processes)
         ex.config.num_threads = 1
+    elif method == "vade":
+        from ..features.vade import VaDEFeatures
+
+        if not (run / "vade_model" / "vade.json").is_file():
+            raise SpikevaeError(f"{run}: the run's features are VaDE but vade_model/ is missing; rerun the sort "
+                                "(runs before VaDE models were saved have none)")
+        ex = VaDEFeatures.load(run / "vade_model", device="cpu")
+        what = f"the run's VaDE encoder, posterior means ({run / 'vade_model'})"
+        ex.vae_.config.num_threads = 1  # as for the VAE: one thread is fastest on one chunk's spikes
     else:
         from ..features import PCAFeatures, PCAParams
 

@@ -2,7 +2,7 @@
 
 A unit can only be compared across sessions in a space that does not move between them. PCA
 refitted on each session (as each run does) gives each session its own axes, so the shared
-space is either the first session's model (its trained VAE when it has one, else its PCA,
+space is either the first session's model (its trained VAE or VaDE when it has one, else its PCA,
 refitted on its stored spikes: the PCA fit is deterministic, so this is the run's own basis)
 or one fitted on all sessions pooled. Every session's waveforms are scaled by the *first*
 session's noise σ per electrode, so that a change of noise level does not move the units.
@@ -22,7 +22,7 @@ from .session import Session
 log = logging.getLogger(__name__)
 
 MODELS = ("first", "all")
-FEATURES = ("auto", "pca", "vae")
+FEATURES = ("auto", "pca", "vae", "vade")
 
 
 def reference_scaled(spikes: Spikes, noise_uv: np.ndarray) -> Spikes:
@@ -63,8 +63,9 @@ def shared_extractor(sessions: list[Session], model: str = "first", features: st
         In session order; the first is the reference.
     model : {"first", "all"}
         Fit on (or take the trained model of) the first session, or fit on all sessions pooled.
-    features : {"auto", "pca", "vae"}
-        ``auto``: the first session's trained VAE when its run has one, else PCA.
+    features : {"auto", "pca", "vae", "vade"}
+        ``auto``: the first session's trained model of its run's ``features.method`` when that is
+        learned, else its VAE, else its VaDE (the encoder's posterior means), else PCA.
     seed : int
         Seed of the PCA fit subsample (the run's ``run.seed`` when the run says).
     progress : bool
@@ -73,34 +74,47 @@ def shared_extractor(sessions: list[Session], model: str = "first", features: st
     Raises
     ------
     SpikevaeConfigError
-        For an unknown ``model`` or ``features``, or ``vae`` when the first run has no model.
+        For an unknown ``model`` or ``features``, or ``vae``/``vade`` when the first run has no such model.
     """
     if model not in MODELS:
         raise SpikevaeConfigError(f"--model {model}: use one of {', '.join(MODELS)}")
     if features not in FEATURES:
         raise SpikevaeConfigError(f"--features {features}: use one of {', '.join(FEATURES)}")
     first = sessions[0]
-    vae_dir = first.vae_model
-    if features == "vae" and vae_dir is None:
-        raise SpikevaeConfigError(f"--features vae: the first run ({first.name}) has no vae_model/ folder; "
-                                  "sort it with --set features.method=vae, or use --features pca")
-    use_vae = features == "vae" or (features == "auto" and vae_dir is not None)
+    learned = _learned_model(first, features)
     noise = first.spikes.noise_uv
-    if use_vae:
-        from ..features.vae import VAEFeatures
-
-        ex = VAEFeatures.load(vae_dir, device="cpu")
+    if learned is not None:
+        kind, folder, cls = learned
+        ex = cls.load(folder, device="cpu")
         if model == "first":
-            return ex, f"the trained VAE of the first session ({vae_dir})"
-        fresh = VAEFeatures(ex.config).configure_run(device="cpu", progress=progress)
+            return ex, f"the trained {kind} of the first session ({folder})"
+        fresh = cls(ex.config).configure_run(device="cpu", progress=progress)
         fresh.fit(_pooled(sessions, noise))
-        return fresh, f"a VAE with the first session's settings, trained on all {len(sessions)} sessions pooled"
+        return fresh, f"a {kind} with the first session's settings, trained on all {len(sessions)} sessions pooled"
     ex = _pca(first, seed)
     if model == "first":
         ex.fit(first.spikes)
         return ex, "PCA fitted on the first session's spikes (the run's own PCA basis)"
     ex.fit(_pooled(sessions, noise))
     return ex, f"PCA fitted on all {len(sessions)} sessions pooled"
+
+
+def _learned_model(first: Session, features: str):
+    """(name, folder, class) of the first session's learned model to use, or None for PCA."""
+    from ..features.vade import VaDEFeatures
+    from ..features.vae import VAEFeatures
+
+    models = {"vae": ("VAE", first.vae_model, VAEFeatures), "vade": ("VaDE", first.vade_model, VaDEFeatures)}
+    if features in models:
+        if models[features][1] is None:
+            raise SpikevaeConfigError(f"--features {features}: the first run ({first.name}) has no {features}_model/ "
+                                      f"folder; sort it with --set features.method={features}, or use --features pca")
+        return models[features]
+    if features == "pca":
+        return None
+    main = (first.config or {}).get("features", {}).get("method", "pca")
+    order = [main] + [m for m in ("vae", "vade") if m != main]
+    return next((models[m] for m in order if m in models and models[m][1] is not None), None)
 
 
 def embed_sessions(extractor: FeatureExtractor, sessions: list[Session]) -> list[np.ndarray]:

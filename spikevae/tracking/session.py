@@ -26,6 +26,8 @@ class Session:
         The run's trained VAE model folder, when it has one.
     config : dict
         The run's resolved configuration (empty for in-memory sessions).
+    vade_model : Path, optional
+        The run's trained VaDE model folder (``features.method = vade``), when it has one.
     """
 
     name: str
@@ -33,6 +35,7 @@ class Session:
     unit: np.ndarray
     vae_model: Path | None = None
     config: dict | None = None
+    vade_model: Path | None = None
 
     def __post_init__(self) -> None:
         self.unit = np.asarray(self.unit, dtype=np.int64)
@@ -99,5 +102,6 @@ def load_session(run_dir, method: str | None = None) -> Session:
                             f"{', '.join(store.groups('sorting')) or 'none'}); choose one with --sorting")
     spikes = store.load_spikes()
     unit = labels_of_spikes(spikes, store.load_sorting(method))
-    vae = run / "vae_model"
-    return Session(run.name or str(run), spikes, unit, vae if (vae / "config.json").is_file() else None, cfg)
+    vae, vade = run / "vae_model", run / "vade_model"
+    return Session(run.name or str(run), spikes, unit, vae if (vae / "config.json").is_file() else None, cfg,
+                   vade if (vade / "vade.json").is_file() else None)

@@ -28,8 +28,9 @@ _AMP_STEP, _STRETCH_STEP = 0.1, 0.05
 class TrackConfig:
     model: str = param("first", "shared feature model: the first session's, or one fitted on all sessions",
                        choices=("first", "all"))
-    features: str = param("auto", "feature space: the first run's VAE when it has one (auto), or PCA, or the VAE",
-                          choices=("auto", "pca", "vae"))
+    features: str = param("auto", "feature space: the first run's learned model (its features.method's, else "
+                                  "VAE, else VaDE) when it has one (auto), or PCA, the VAE or the VaDE encoder",
+                          choices=("auto", "pca", "vae", "vade"))
     method: str = param("bhattacharyya", "how two units are compared", choices=METHODS)
     drift: float = param(0.15, "allowed relative amplitude drift per session (SD; the time stretch allows half)",
                          low=0.0, high=2.0)

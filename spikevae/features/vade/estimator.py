@@ -170,3 +170,40 @@ class VaDEFeatures(FeatureExtractor):
     def predict(self, spikes: Spikes) -> np.ndarray:
         """Most probable mixture component of each spike on its electrode, shape (n_spikes,), int64."""
         return self.responsibilities(spikes).argmax(axis=1).astype(np.int64)
+
+    def save(self, folder):
+        """Write the trained model as a folder (vade.json, prior.pt, net/; see :mod:`.io`)."""
+        from .io import save_vade_folder
+
+        self._check_fitted()
+        return save_vade_folder(folder, _as_config(self.config), self.vae_, self.prior_, self.n_electrodes_,
+                                self.history_, self.seconds_)
+
+    @classmethod
+    def load(cls, folder, device: str | None = None) -> "VaDEFeatures":
+        """A trained model from a folder written by :meth:`save`.
+
+        Parameters
+        ----------
+        folder : path
+        device : str, optional
+            Overrides the saved network ``device`` setting ("auto", "cpu", "cuda", ...).
+        """
+        from pathlib import Path
+
+        from ..vae import VAEFeatures
+        from .io import read_vade_folder
+        from .prior import MixturePrior
+
+        config, meta, state, history = read_vade_folder(folder)
+        vae = VAEFeatures.load(Path(folder) / "net", device=device)
+        prior = MixturePrior(meta["n_electrodes"], meta["max_components"], meta["latent_dim"], meta["diagonal"])
+        try:
+            prior.load_state_dict(state)
+        except RuntimeError as exc:
+            raise SpikevaeError(f"{folder}: prior.pt does not match vade.json ({exc})") from None
+        config.net = vae.config
+        self = cls(config)
+        self.vae_, self.prior_, self.n_electrodes_ = vae, prior.to(vae.device_).eval(), int(meta["n_electrodes"])
+        self.history_, self.seconds_ = history, dict(meta.get("seconds", {}))
+        return self
