@@ -37,7 +37,8 @@ def sim_config(duration: float, electrodes: int, overrides=()):
 @click.option("--latent-scale", default=1.0, show_default=True, type=float,
               help="standard deviation of the latent draws for --templates-from")
 @click.option("--noise-from", "noise_from", type=click.Path(), default=None,
-              help="take the background noise from this recording (tiled) instead of 1/f + white noise")
+              help="take the background from this recording (e.g. a Blackrock .ns5/.ns6; high-passed, its own "
+                   "spikes blanked, see sim.noise_from_*) instead of 1/f + white noise; sim.fs must match its rate")
 @click.option("--set", "overrides", multiple=True, metavar="sim.KEY=VALUE",
               help="override a simulation setting, e.g. --set sim.snr_min=4 (see spikevae.synth.SimConfig)")
 @click.option("--sessions", default=1, show_default=True, type=int,
