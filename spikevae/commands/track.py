@@ -5,15 +5,13 @@ import sys
 
 import click
 
-from ..tracking.embed import FEATURES
-
 
 @click.command("track")
 @click.argument("runs", nargs=-1, required=True, type=click.Path(file_okay=False))
 @click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="output folder")
 @click.option("--model", default="first", show_default=True, type=click.Choice(["first", "all"]),
               help="shared feature space: the first session's model, or one fitted on all sessions pooled")
-@click.option("--features", default="auto", show_default=True, type=click.Choice(list(FEATURES)),
+@click.option("--features", default="auto", show_default=True, type=click.Choice(["auto", "pca", "vae", "vade"]),
               help="auto: the first run's own learned model (VAE or VaDE) when it has one, else PCA")
 @click.option("--method", default="bhattacharyya", show_default=True,
               type=click.Choice(["bhattacharyya", "wasserstein", "correlation"]),
