@@ -249,38 +249,41 @@ class _ChunkJob:
         return (t - left + start + np.round(shift).astype(np.int64), ch, wf, *nz)
 
 
-def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool) -> list:
-    """``job`` over every chunk, in order; in ``n_jobs`` worker processes when there is enough work."""
+def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
+    """``job`` over every chunk, yielding results in order as they finish (so the caller can write each
+    chunk's waveforms away before the next arrives); in ``n_jobs`` worker processes when there is
+    enough work."""
     items = list(enumerate(ranges))
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(items), desc="detect", unit="chunk")
-    if n_jobs > 1 and len(items) >= 4 * n_jobs:
-        from threadpoolctl import threadpool_limits
+    try:
+        if n_jobs > 1 and len(items) >= 4 * n_jobs:
+            from threadpoolctl import threadpool_limits
 
-        from .execution import worker_pool
+            from .execution import worker_pool
 
-        out = []
-        with threadpool_limits(1), worker_pool(n_jobs) as ex:
-            for r in ex.map(job, items, chunksize=2):
-                out.append(r)
+            with threadpool_limits(1), worker_pool(n_jobs) as ex:
+                for r in ex.map(job, items, chunksize=2):
+                    if bar is not None:
+                        bar.update()
+                    yield r
+        else:
+            for item in items:
+                r = job(item)
                 if bar is not None:
                     bar.update()
-    else:
-        out = []
-        for item in items:
-            out.append(job(item))
-            if bar is not None:
-                bar.update()
-    if bar is not None:
-        bar.close()
-    return out
+                yield r
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, progress: bool = False,
-                  skip_channels=(), seed: int = 0, n_jobs: int = 1) -> Spikes:
+                  skip_channels=(), seed: int = 0, n_jobs: int = 1, waveform_file=None,
+                  waveform_attrs: dict | None = None) -> Spikes:
     """Detect and align spikes in a (filtered) recording, chunk by chunk.
 
     Noise σ per channel comes from the median absolute deviation; a spike is a
@@ -305,6 +308,12 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
         Seed for the choice of noise snippets.
     n_jobs : int, default 1
         Worker processes over chunks (results are identical for any value).
+    waveform_file : path, optional
+        Stream the waveforms into this file (:mod:`spikevae.waveform_store`), chunk by chunk, and
+        return Spikes whose waveforms stay on disk: memory then does not grow with the recording.
+        Default: keep them in memory.
+    waveform_attrs : dict, optional
+        Attributes of the waveform file (the run stores its cache key there).
 
     Returns
     -------
@@ -334,18 +343,45 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
     n_blocks = int(np.ceil(rec.n_samples / max(int(round(NOISE_BLOCK_S * fs)), 4 * length)))
     n_per_block = int(np.ceil(config.noise_snippets / max(1, n_blocks)))
     job = _ChunkJob(rec, config, thr, noise, active, margin, pre, length, dead, n_per_block, seed)
-    results = _map_chunks(job, ranges, n_jobs, progress)
-    names = ("t", "ch", "wf", "nz", "nze", "nzb", "nzd")
-    parts = {k: [r[i] for r in results if len(r) > i and len(r[i])] for i, k in enumerate(names)}
+    writer = None
+    if waveform_file is not None:
+        from .waveform_store import WaveformWriter
+
+        writer = WaveformWriter(waveform_file, rec.n_channels, length, waveform_attrs)
+    parts: dict[str, list] = {k: [] for k in ("t", "ch", "wf", "amp", "nz", "nze", "nzb", "nzd")}
+    try:
+        for r in _map_chunks(job, ranges, n_jobs, progress):
+            t_c, ch_c, wf_c, *nz_c = r
+            if len(t_c):
+                parts["t"].append(t_c)
+                parts["ch"].append(ch_c)
+                parts["amp"].append(wf_c[:, pre].copy())
+                parts["wf"].append(writer.append(ch_c, wf_c) if writer is not None else wf_c)
+            for k, v in zip(("nz", "nze", "nzb", "nzd"), nz_c):
+                if len(v):
+                    parts[k].append(v)
+        if writer is not None:
+            writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
     t = np.concatenate(parts["t"]) if parts["t"] else np.zeros(0, np.int64)
     ch = np.concatenate(parts["ch"]) if parts["ch"] else np.zeros(0, np.int64)
-    wf = np.concatenate(parts["wf"]) if parts["wf"] else np.zeros((0, length), np.float32)
+    amp = np.concatenate(parts["amp"]) if parts["amp"] else np.zeros(0, np.float32)
     order = np.lexsort((ch, t))
+    if writer is not None:
+        from .waveform_store import DiskWaveforms
+
+        row = np.concatenate(parts["wf"]) if parts["wf"] else np.zeros(0, np.int64)
+        wf = DiskWaveforms(waveform_file, ch[order], row[order], length)
+    else:
+        wf = np.concatenate(parts["wf"])[order] if parts["wf"] else np.zeros((0, length), np.float32)
+    del parts["wf"]
     nz = np.concatenate(parts["nz"]).astype(np.float32) if parts["nz"] else np.zeros((0, length), np.float32)
     nze, nzb, nzd = (np.concatenate(parts[k]) if parts[k] else np.zeros(0, np.int64) for k in ("nze", "nzb", "nzd"))
     nz, nze = _first_per_block(nz, nze, nzb, nzd, n_per_block)
-    spikes = Spikes(sample_index=t[order], electrode=ch[order], waveforms=wf[order],
-                    amplitude_uv=wf[order][:, pre] if len(t) else np.zeros(0, np.float32),
+    spikes = Spikes(sample_index=t[order], electrode=ch[order], waveforms=wf, amplitude_uv=amp[order],
                     noise_uv=noise, fs=fs, peak_index=pre, channel_ids=rec.channel_ids,
                     noise_snippets=nz, noise_electrode=nze)
     log.info("detected %d spikes on %d electrodes", spikes.n_spikes, int(active.sum()))

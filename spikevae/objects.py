@@ -15,6 +15,12 @@ def _check_len(name: str, arr: np.ndarray, n: int) -> None:
         raise ValueError(f"{name} has {arr.shape[0]} rows but there are {n} spikes")
 
 
+def _on_disk(waveforms) -> bool:
+    from .waveform_store import is_lazy
+
+    return is_lazy(waveforms)
+
+
 @dataclass
 class Spikes:
     """Detected, aligned spikes of a recording.
@@ -25,8 +31,10 @@ class Spikes:
         Sample of the aligned peak, from the start of the recording.
     electrode : ndarray of shape (n_spikes,), int64
         Index of the electrode (into ``channel_ids``).
-    waveforms : ndarray of shape (n_spikes, n_samples), float32, µV
-        Aligned waveforms; the peak sits at ``peak_index``.
+    waveforms : ndarray of shape (n_spikes, n_samples), float32, µV, or DiskWaveforms
+        Aligned waveforms; the peak sits at ``peak_index``. A run's spikes keep them on disk
+        (:class:`spikevae.waveform_store.DiskWaveforms`, same shape and indexing): read them
+        per electrode or in blocks (:meth:`scaled_waveforms` with ``rows``), not all at once.
     amplitude_uv : ndarray of shape (n_spikes,), float32, µV
         Signed value at the peak.
     noise_uv : ndarray of shape (n_electrodes,), float32, µV
@@ -69,7 +77,8 @@ class Spikes:
         self.sample_index = np.asarray(self.sample_index, dtype=np.int64)
         n = self.sample_index.shape[0]
         self.electrode = np.asarray(self.electrode, dtype=np.int64)
-        self.waveforms = np.asarray(self.waveforms, dtype=np.float32)
+        if not _on_disk(self.waveforms):  # waveforms on disk (spikevae.waveform_store) are read where used
+            self.waveforms = np.asarray(self.waveforms, dtype=np.float32)
         if self.waveforms.ndim != 2:
             raise ValueError(f"waveforms must be 2-D (n_spikes, n_samples), got shape {self.waveforms.shape}")
         self.amplitude_uv = np.asarray(self.amplitude_uv, dtype=np.float32)
@@ -126,23 +135,31 @@ class Spikes:
     def n_samples(self) -> int:
         return int(self.waveforms.shape[1])
 
-    def scaled_waveforms(self) -> np.ndarray:
+    def scaled_waveforms(self, rows=None) -> np.ndarray:
         """Waveforms divided by their electrode's noise σ (dimensionless, float32).
 
         With channel groups, each channel segment is divided by its own channel's σ
-        (padded or flat segments give 0)."""
+        (padded or flat segments give 0).
+
+        Parameters
+        ----------
+        rows : slice, index array or boolean mask, optional
+            Only these spikes (default: all of them, which reads every waveform into memory).
+        """
+        sel = slice(None) if rows is None else rows
+        wf = np.asarray(self.waveforms) if rows is None else self.waveforms[sel]
         if self.group_channels is None:
-            sigma = np.maximum(self.noise_uv, 1e-6)[self.electrode]
-            return self.waveforms / sigma[:, None]
-        seg = np.repeat(self.segment_noise_uv, self.segment_length, axis=1)[self.electrode]
-        return np.where(seg > 0, self.waveforms / np.maximum(seg, 1e-6), 0).astype(np.float32)
+            sigma = np.maximum(self.noise_uv, 1e-6)[self.electrode[sel]]
+            return wf / sigma[:, None]
+        seg = np.repeat(self.segment_noise_uv, self.segment_length, axis=1)[self.electrode[sel]]
+        return np.where(seg > 0, wf / np.maximum(seg, 1e-6), 0).astype(np.float32)
 
     def peak_scaled(self) -> np.ndarray:
         """Signed value at the aligned peak in noise σ, shape (n_spikes,); with channel groups, that
         of the segment with the largest one."""
+        if self.group_channels is None:  # one column: read without holding every waveform
+            return self.waveforms[:, self.peak_index] / np.maximum(self.noise_uv, 1e-6)[self.electrode]
         wf = self.scaled_waveforms()
-        if self.group_channels is None:
-            return wf[:, self.peak_index]
         peaks = wf.reshape(self.n_spikes, -1, self.segment_length)[:, :, self.peak_index]
         return peaks[np.arange(self.n_spikes), np.argmax(np.abs(peaks), axis=1)] if self.n_spikes else peaks[:, 0]
 
@@ -151,7 +168,8 @@ class Spikes:
         sel = np.asarray(mask_or_index)
         return Spikes(
             sample_index=self.sample_index[sel], electrode=self.electrode[sel],
-            waveforms=self.waveforms[sel], amplitude_uv=self.amplitude_uv[sel],
+            waveforms=self.waveforms.take(sel) if _on_disk(self.waveforms) else self.waveforms[sel],
+            amplitude_uv=self.amplitude_uv[sel],
             noise_uv=self.noise_uv, fs=self.fs, peak_index=self.peak_index,
             channel_ids=self.channel_ids, noise_snippets=self.noise_snippets,
             noise_electrode=self.noise_electrode, group_channels=self.group_channels,
@@ -252,11 +270,11 @@ class Sorting:
 
     def unit_electrode(self) -> dict[int, int]:
         """Electrode of each unit (the most common electrode of its spikes)."""
-        out = {}
-        for u in self.unit_ids:
-            e = self.electrode[self.unit == u]
-            out[int(u)] = int(np.bincount(e).argmax())
-        return out
+        order = np.argsort(self.unit, kind="stable")  # one sort, not a pass over every spike per unit
+        units = self.unit[order]
+        ids = self.unit_ids
+        lo, hi = np.searchsorted(units, ids, side="left"), np.searchsorted(units, ids, side="right")
+        return {int(u): int(np.bincount(self.electrode[order[a:b]]).argmax()) for u, a, b in zip(ids, lo, hi)}
 
     def save_npz(self, path) -> None:
         """Write the public ``sorting.npz`` layout atomically (see README)."""

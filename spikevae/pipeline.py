@@ -164,7 +164,9 @@ def open_input(path, config: PipelineConfig) -> Recording | Spikes:
     return open_recording(p, config.input)
 
 
-def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spikes:
+def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool, waveform_file=None,
+                  spike_hash: str = "") -> Spikes:
+    """Spikes of ``rec``; with ``waveform_file``, their waveforms are streamed to it and stay on disk."""
     from .detect import detect_spikes
     from .io import find_dead_channels
     from .preprocess import preprocess
@@ -178,7 +180,8 @@ def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool) -> Spi
                              chunk_s=config.run.chunk_s, progress=progress, skip_channels=dead,
                              seed=config.run.seed, n_jobs=config.run.n_jobs)
     return detect_spikes(filtered, config.detect, chunk_s=config.run.chunk_s, progress=progress,
-                         skip_channels=dead, seed=config.run.seed, n_jobs=config.run.n_jobs)
+                         skip_channels=dead, seed=config.run.seed, n_jobs=config.run.n_jobs,
+                         waveform_file=waveform_file, waveform_attrs={"hash": spike_hash})
 
 
 def _artefact_stage(spikes: Spikes, config: PipelineConfig, source: str, duration_s: float | None = None):
@@ -289,7 +292,10 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
             spikes, artefacts = store.load_spikes(), store.load_artefacts()
             skipped.append("detect")
         else:
-            spikes = data if isinstance(data, Spikes) else _detect_stage(data, config, progress)
+            from .waveform_store import WAVEFORM_FILE
+
+            spikes = data if isinstance(data, Spikes) else _detect_stage(data, config, progress, out / WAVEFORM_FILE,
+                                                                         spike_hash)
             spikes, artefacts = _artefact_stage(spikes, config, rec_info["source"], rec_info["duration_s"])
             store.save_artefacts(artefacts, spike_hash)
             store.save_spikes(spikes, {k: cfg_dict[k] for k in ("input", "preprocess", "detect", "artefact")},
@@ -362,17 +368,35 @@ def units_table(sorting: Sorting, spikes: Spikes, duration_s: float, positions_u
     from .recording import electrode_positions
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
-    key = {(int(t), int(e)): i for i, (t, e) in enumerate(zip(spikes.sample_index, spikes.electrode))}
+    spike_of = _match_spikes(sorting, spikes)  # each sorted spike's detected spike, or -1 (overlap extras)
+    ids = sorting.unit_electrode()
+    order = np.argsort(sorting.unit, kind="stable")
+    lo = np.searchsorted(sorting.unit[order], list(ids), side="left")
+    hi = np.searchsorted(sorting.unit[order], list(ids), side="right")
     rows = []
-    for u, e in sorting.unit_electrode().items():
-        sel = sorting.unit == u
-        idx = [key.get((int(t), int(el))) for t, el in zip(sorting.sample_index[sel], sorting.electrode[sel])]
-        idx = [i for i in idx if i is not None]
-        amp = float(np.median(spikes.amplitude_uv[idx])) if idx else float("nan")
+    for (u, e), a, b in zip(ids.items(), lo, hi):
+        idx = spike_of[order[a:b]]
+        idx = idx[idx >= 0]
+        amp = float(np.median(spikes.amplitude_uv[idx])) if idx.size else float("nan")
+        n = int(b - a)
         rows.append({"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]),
-                     "x_um": float(pos[e, 0]), "y_um": float(pos[e, 1]), "n_spikes": int(sel.sum()),
-                     "firing_rate_hz": round(int(sel.sum()) / max(duration_s, 1e-9), 4), "amplitude_uv": round(amp, 2)})
+                     "x_um": float(pos[e, 0]), "y_um": float(pos[e, 1]), "n_spikes": n,
+                     "firing_rate_hz": round(n / max(duration_s, 1e-9), 4), "amplitude_uv": round(amp, 2)})
     return rows
+
+
+def _match_spikes(sorting: Sorting, spikes: Spikes) -> np.ndarray:
+    """For each spike of ``sorting``, the index of the detected spike at the same sample and electrode
+    (-1 where there is none), by one sort and a binary search (memory linear, no Python per spike)."""
+    n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
+    keys = spikes.sample_index * n_el + spikes.electrode
+    order = np.argsort(keys, kind="stable")
+    sk = keys[order]
+    q = sorting.sample_index * n_el + sorting.electrode
+    at = np.clip(np.searchsorted(sk, q, side="right") - 1, 0, max(sk.size - 1, 0))  # the last, as a dict kept
+    if sk.size == 0:
+        return np.full(q.size, -1, dtype=np.int64)
+    return np.where(sk[at] == q, order[at], -1)
 
 
 def write_csv(path, rows: list[dict]) -> None:

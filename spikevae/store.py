@@ -2,8 +2,11 @@
 
 Layout of ``OUT/run.h5``::
 
-    /spikes                      sample_index, electrode, waveforms, amplitude_uv, noise_uv,
-                                 channel_ids, [noise_snippets, noise_electrode]; attrs fs, peak_index
+    /spikes                      sample_index, electrode, waveform_row, amplitude_uv, noise_uv,
+                                 channel_ids, [noise_snippets, noise_electrode]; attrs fs, peak_index,
+                                 n_samples (the waveforms are in OUT/waveforms.h5, one dataset per
+                                 electrode, attr ``hash`` = the spikes' hash: spikevae.waveform_store;
+                                 stores written before it hold ``waveforms`` here)
     /embedding/<method>          features; attrs params (JSON)
     /sorting/<method>            sample_index, electrode, unit; attrs fs, params (JSON)
     /extra/<name>                free-form arrays (training history, ...)
@@ -343,7 +346,11 @@ class RunStore:
         with self._open_read() as f:
             if group not in f or not f[group].attrs.get("done", False):
                 return False
-            return hash_ is None or f[group].attrs.get("hash", "") == hash_
+            if hash_ is not None and f[group].attrs.get("hash", "") != hash_:
+                return False
+            stored = str(f[group].attrs.get("hash", ""))
+            on_disk = group == "spikes" and "waveform_row" in f[group]
+        return not on_disk or self._waveforms_present(stored)  # the waveform file must belong to these spikes
 
     def hash_of(self, group: str) -> str:
         """The cache key ``group`` was stored with ("" when absent)."""
@@ -430,14 +437,47 @@ class RunStore:
             return sorted(f[prefix].keys()) if prefix in f else []
 
     # -- typed stage I/O -----------------------------------------------------------
+    @property
+    def waveform_path(self) -> Path:
+        """The run's waveform file (:mod:`spikevae.waveform_store`), beside ``run.h5``."""
+        from .waveform_store import WAVEFORM_FILE
+
+        return self.out_dir / WAVEFORM_FILE
+
     def save_spikes(self, spikes: Spikes, config: dict, hash_: str) -> None:
-        arrays = {k: getattr(spikes, k) for k in ("sample_index", "electrode", "waveforms", "amplitude_uv",
+        """Store ``spikes``: their waveforms in the waveform file (written here unless detection streamed
+        them there already), everything else in ``/spikes``, with the row of each waveform."""
+        from .waveform_store import file_attrs, is_lazy, write_waveforms
+
+        wf = spikes.waveforms
+        streamed = (is_lazy(wf) and wf.path.resolve() == self.waveform_path.resolve()
+                    and file_attrs(wf.path).get("hash") == hash_)
+        if not streamed:
+            with _writing(self.waveform_path):
+                wf = write_waveforms(self.waveform_path, spikes.electrode, wf, spikes.n_electrodes, {"hash": hash_})
+        arrays = {k: getattr(spikes, k) for k in ("sample_index", "electrode", "amplitude_uv",
                                                   "noise_uv", "channel_ids", "noise_snippets", "noise_electrode",
                                                   "group_channels", "segment_noise_uv")}
-        self.write_group("spikes", arrays, {"fs": spikes.fs, "peak_index": spikes.peak_index, "config": config}, hash_)
+        arrays["waveform_row"] = wf.row
+        self.write_group("spikes", arrays, {"fs": spikes.fs, "peak_index": spikes.peak_index, "config": config,
+                                            "n_samples": spikes.n_samples}, hash_)
+
+    def _waveforms_present(self, hash_: str) -> bool:
+        from .waveform_store import file_attrs
+
+        return file_attrs(self.waveform_path).get("hash") == hash_
 
     def load_spikes(self) -> Spikes:
+        """The stored spikes; their waveforms stay on disk (:class:`~spikevae.waveform_store.DiskWaveforms`)."""
+        from .waveform_store import DiskWaveforms
+
         a, attrs = self.read_group("spikes")
+        if "waveform_row" in a:
+            if not self._waveforms_present(str(attrs.get("hash", ""))):
+                raise SpikevaeError(f"{self.waveform_path}: the spikes' waveform file is missing or belongs to "
+                                    f"another detection; rerun `spikevae run` with -o {self.out_dir} to rebuild it")
+            a["waveforms"] = DiskWaveforms(self.waveform_path, a["electrode"], a.pop("waveform_row"),
+                                           int(attrs["n_samples"]))
         return Spikes(fs=float(attrs["fs"]), peak_index=int(attrs["peak_index"]), **a)
 
     def save_artefacts(self, artefacts, hash_: str) -> None:

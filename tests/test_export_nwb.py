@@ -91,9 +91,9 @@ def test_waveform_mean_and_sd_are_the_runs_waveforms(run):
 def test_waveform_stats_do_not_depend_on_the_block_size(run):
     out, _ = run
     sorting = Sorting.load_npz(out / "sorting.npz")
-    with h5py.File(store_path(out), "r") as f:
-        whole = waveform_stats(f["spikes"], sorting, sorting.unit_ids)
-        blocks = waveform_stats(f["spikes"], sorting, sorting.unit_ids, block=97)
+    spikes = load_spikes(out)
+    whole = waveform_stats(spikes, sorting, sorting.unit_ids)
+    blocks = waveform_stats(spikes, sorting, sorting.unit_ids, block=97)
     for a, b in zip(whole, blocks):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-9)
     assert whole[2].sum() == np.count_nonzero(sorting.unit >= 0)

@@ -39,7 +39,7 @@ def test_interrupted_write_leaves_previous_file(tmp_path):
             tmp.write_bytes(b"partial")
             raise RuntimeError("killed")
     assert store.path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["run.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.h5", "waveforms.h5"]
 
 
 def test_missing_stage_and_store_errors(tmp_path):

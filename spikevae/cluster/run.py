@@ -139,15 +139,16 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
         raise ValueError(f"embedding has {embedding.n_spikes} rows but there are {spikes.n_spikes} spikes")
     get_clusterer(config)  # fail early on an unknown method
     x = _features(embedding, config.n_features)
-    wf, peak_index = spikes.scaled_waveforms(), spikes.peak_index
+    peak_index = spikes.peak_index
     if spikes.group_channels is not None:  # channel groups: unit SNR from each spike's largest channel, no overlaps
-        wf, peak_index = spikes.peak_scaled()[:, None], 0
+        peak, peak_index = spikes.peak_scaled()[:, None], 0
         config = dataclasses.replace(config, overlap=dataclasses.replace(config.overlap, enabled=False))
     electrodes = np.unique(spikes.electrode)
     groups = [np.flatnonzero(spikes.electrode == e) for e in electrodes]
     white = _whiteners(spikes, config)
     noise = _noise_class(spikes, embedding, config, groups, electrodes)
-    jobs = [(x[g], wf[g], spikes.sample_index[g], peak_index, spikes.fs, config, (config.seed, int(e)),
+    jobs = [(x[g], peak[g] if spikes.group_channels is not None else _electrode_waveforms(spikes, g, e),
+             spikes.sample_index[g], peak_index, spikes.fs, config, (config.seed, int(e)),
              white.get(int(e)), *noise.get(int(e), (None, None))) for e, g in zip(electrodes, groups)]
     t0 = time.perf_counter()
     results = _run_jobs(jobs, config.n_jobs, progress)
@@ -183,7 +184,30 @@ def _whiteners(spikes: Spikes, config) -> dict:
     return {e: w * sigma[e] for e, w in noise_whitener(spikes).items()}
 
 
+class _ScaledRows:
+    """One electrode's noise-scaled waveforms, read from the run's waveform file when its job runs
+    (so the job list, and what is sent to workers, holds indices, not waveforms)."""
+
+    def __init__(self, waveforms, sigma):
+        self.waveforms, self.sigma = waveforms, sigma
+
+    def load(self) -> np.ndarray:
+        return self.waveforms[:] / self.sigma
+
+
+def _electrode_waveforms(spikes: Spikes, rows: np.ndarray, electrode: int):
+    """The noise-scaled waveforms of ``rows`` (all on ``electrode``), or a :class:`_ScaledRows` that reads
+    them later when they are on disk."""
+    from ..waveform_store import is_lazy
+
+    if is_lazy(spikes.waveforms):
+        return _ScaledRows(spikes.waveforms.take(rows), np.maximum(spikes.noise_uv, 1e-6)[electrode])
+    return spikes.scaled_waveforms(rows)
+
+
 def _cluster_job(job: tuple) -> ElectrodeResult:
+    if isinstance(job[1], _ScaledRows):
+        job = (job[0], job[1].load(), *job[2:])
     return cluster_electrode(*job)
 
 

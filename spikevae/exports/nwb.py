@@ -63,7 +63,7 @@ import h5py
 import numpy as np
 
 from ..errors import SpikevaeError
-from ..objects import Sorting
+from ..objects import Sorting, Spikes
 from . import resolve_method
 
 log = logging.getLogger(__name__)
@@ -347,14 +347,15 @@ def _spike_rows(sp_sample: np.ndarray, sp_elec: np.ndarray, sorting: Sorting) ->
     return np.where(key_sp[order][pos] == key_so, order[pos], -1).astype(np.int64)
 
 
-def waveform_stats(spikes_group: h5py.Group, sorting: Sorting, unit_ids: np.ndarray,
+def waveform_stats(spikes: Spikes, sorting: Sorting, unit_ids: np.ndarray,
                    block: int = BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean and SD (µV) of each unit's waveforms, read from the run store ``block`` rows at a time.
+    """Mean and SD (µV) of each unit's waveforms, read ``block`` rows at a time.
 
     Parameters
     ----------
-    spikes_group : h5py.Group
-        ``/spikes`` of ``run.h5`` (``sample_index``, ``electrode``, ``waveforms`` (n, L) µV).
+    spikes : Spikes
+        The run's spikes (:func:`spikevae.store.load_spikes`: their waveforms are read from disk
+        block by block).
     sorting : Sorting
     unit_ids : ndarray of shape (n_units,)
 
@@ -365,8 +366,8 @@ def waveform_stats(spikes_group: h5py.Group, sorting: Sorting, unit_ids: np.ndar
     count : ndarray of shape (n_units,), int64
         Spikes with a waveform per unit.
     """
-    wf = spikes_group["waveforms"]
-    rows = _spike_rows(spikes_group["sample_index"][()], spikes_group["electrode"][()], sorting)
+    wf = spikes.waveforms
+    rows = _spike_rows(spikes.sample_index, spikes.electrode, sorting)
     unit_of_row = np.full(wf.shape[0], -1, np.int64)
     keep = (rows >= 0) & (sorting.unit >= 0)
     unit_of_row[rows[keep]] = np.searchsorted(unit_ids, sorting.unit[keep])
@@ -578,14 +579,12 @@ def export_nwb(run_dir, nwb_path, *, method: str | None = None, location: str = 
     sorting = store.load_sorting(run_dir, method)
     rec_info, config = info.get("recording", {}), info.get("config", {})
     nwbfile = _new_nwbfile(pynwb, run_dir, info, method, subject)
-    with h5py.File(store.store_path(run_dir), "r") as f:
-        sp = f["spikes"]
-        groups = sp["group_channels"][()] if "group_channels" in sp else None
-        names = [x.decode() if isinstance(x, bytes) else str(x) for x in sp["channel_ids"][()]]
-        labels, of_channel = _channel_groups(groups, names, len(rec_info.get("channel_ids", [])))
-        ele_groups = add_electrodes(nwbfile, rec_info, config, labels, of_channel, location)
-        stats = waveform_stats(sp, sorting, sorting.unit_ids)
-        peak_index = int(sp.attrs.get("peak_index", 0))
+    sp = store.load_spikes(run_dir)  # the waveforms stay on disk; waveform_stats reads them in blocks
+    groups = sp.group_channels
+    labels, of_channel = _channel_groups(groups, [str(x) for x in sp.channel_ids], len(rec_info.get("channel_ids", [])))
+    ele_groups = add_electrodes(nwbfile, rec_info, config, labels, of_channel, location)
+    stats = waveform_stats(sp, sorting, sorting.unit_ids)
+    peak_index = sp.peak_index
     nwbfile.units = _units_table(nwbfile, sorting.fs, peak_index)
     t0 = float(rec_info.get("t_start_s", 0.0) or 0.0)
     add_units(nwbfile.units, sorting, stats, _metrics(run_dir, method, main, sorting, info),

@@ -34,18 +34,33 @@ class FeatureExtractor:
         return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(vars(cfg or {}))
 
 
-def model_input(spikes: Spikes, whiten: bool = False) -> np.ndarray:
+#: Spikes embedded at a time: features are computed block by block, so a run's waveforms (kept on
+#: disk) are never all in memory; a fixed size keeps the result the same whatever the machine.
+TRANSFORM_BLOCK = 1 << 16
+
+
+def model_input(spikes: Spikes, whiten: bool = False, rows=None) -> np.ndarray:
     """The waveforms a feature extractor sees: noise-scaled, optionally noise-whitened.
+
+    Parameters
+    ----------
+    rows : slice, index array or mask, optional
+        Only these spikes (default: all).
 
     Returns
     -------
-    ndarray of shape (n_spikes, n_samples), float32, in units of noise σ
+    ndarray of shape (n_rows, n_samples), float32, in units of noise σ
     """
     if whiten:
         from ..whiten import whiten_waveforms
 
-        return np.asarray(whiten_waveforms(spikes), dtype=np.float32)
-    return spikes.scaled_waveforms()
+        return np.asarray(whiten_waveforms(spikes if rows is None else spikes.subset(rows)), dtype=np.float32)
+    return spikes.scaled_waveforms(rows)
+
+
+def blocks(n: int, size: int = TRANSFORM_BLOCK):
+    """Consecutive ``slice``s of at most ``size`` rows covering ``range(n)``."""
+    return [slice(a, min(a + size, n)) for a in range(0, n, size)]
 
 
 def embed_noise_class(extractor: FeatureExtractor, spikes: Spikes, embedding: Embedding, n_per_electrode: int,

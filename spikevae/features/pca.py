@@ -16,7 +16,7 @@ import numpy as np
 from ..config import param
 from ..errors import SpikevaeError
 from ..objects import Embedding, Spikes
-from .base import FeatureExtractor, model_input
+from .base import FeatureExtractor, blocks, model_input
 
 
 @dataclass
@@ -36,14 +36,16 @@ class PCAFeatures(FeatureExtractor):
         self.config = config if config is not None else PCAParams(**kwargs)
 
     def fit(self, spikes: Spikes) -> "PCAFeatures":
-        x = model_input(spikes, self.config.whiten)
+        n, length = spikes.n_spikes, spikes.n_samples
         k = self.config.n_components
-        if x.shape[0] < k + 1 or x.shape[1] < k:
+        if n < k + 1 or length < k:
             raise SpikevaeError(f"PCA with {k} components needs more than {k} spikes of at least {k} samples; "
-                                f"got {x.shape[0]} spikes of {x.shape[1]} samples (lower features.n_components)")
+                                f"got {n} spikes of {length} samples (lower features.n_components)")
         rng = np.random.default_rng(self.config.seed)
-        if x.shape[0] > self.config.max_fit_spikes:
-            x = x[np.sort(rng.choice(x.shape[0], self.config.max_fit_spikes, replace=False))]
+        rows = slice(None)  # only the fitted subsample (at most max_fit_spikes) is read
+        if n > self.config.max_fit_spikes:
+            rows = np.sort(rng.choice(n, self.config.max_fit_spikes, replace=False))
+        x = model_input(spikes, self.config.whiten, rows)
         x = x.astype(np.float64)
         mean = x.mean(axis=0)
         xc = x - mean
@@ -63,7 +65,8 @@ class PCAFeatures(FeatureExtractor):
     def transform(self, spikes: Spikes) -> Embedding:
         if not hasattr(self, "components_"):
             raise SpikevaeError("PCAFeatures.transform called before fit")
-        x = model_input(spikes, self.config.whiten)
-        feats = (x - self.mean_) @ self.components_.T
+        feats = np.empty((spikes.n_spikes, self.components_.shape[0]), dtype=np.float32)
+        for rows in blocks(spikes.n_spikes):  # block by block: the waveforms may be on disk
+            feats[rows] = (model_input(spikes, self.config.whiten, rows) - self.mean_) @ self.components_.T
         params = self.get_params() | {"explained_variance_ratio": np.round(self.explained_variance_ratio_, 5).tolist()}
         return Embedding(feats.astype(np.float32), "pca", params)

@@ -1,0 +1,104 @@
+"""Waveforms on disk (spikevae.waveform_store): exact reads, atomic files, and a run that never
+holds every waveform in memory yet sorts exactly as from waveforms in memory."""
+import numpy as np
+import pytest
+
+from spikevae.detect import DetectConfig, detect_spikes
+from spikevae.errors import SpikevaeError
+from spikevae.params import PipelineConfig
+from spikevae.pipeline import run_pipeline
+from spikevae.preprocess import PreprocessConfig, preprocess
+from spikevae.store import RunStore, load_spikes
+from spikevae.synth import SimConfig, simulate_recording
+from spikevae.waveform_store import WAVEFORM_FILE, DiskWaveforms, WaveformWriter, write_waveforms
+import spikevae.waveform_store.array as wf_array
+
+
+@pytest.fixture(scope="module")
+def recording():
+    rec, _ = simulate_recording(SimConfig(n_electrodes=4, duration_s=12.0, units_min=1), seed=5)
+    return rec
+
+
+@pytest.fixture
+def stored(tmp_path, monkeypatch):
+    monkeypatch.setattr(wf_array, "READ_BLOCK_ROWS", 37)  # many blocks even for a small array
+    rng = np.random.default_rng(0)
+    el = rng.integers(0, 5, 3000)
+    wf = rng.normal(size=(3000, 16)).astype(np.float32)
+    return write_waveforms(tmp_path / "w.h5", el, wf, n_electrodes=6), wf, el
+
+
+def test_every_kind_of_index_reads_the_same_values_as_the_array(stored):
+    disk, wf, el = stored
+    rng = np.random.default_rng(1)
+    idx = rng.choice(3000, 500, replace=False)  # unsorted, across electrodes
+    assert disk.shape == wf.shape and len(disk) == 3000
+    np.testing.assert_array_equal(np.asarray(disk), wf)
+    np.testing.assert_array_equal(disk[idx], wf[idx])
+    np.testing.assert_array_equal(disk[el == 3], wf[el == 3])
+    np.testing.assert_array_equal(disk[el == 3, 7], wf[el == 3, 7])
+    np.testing.assert_array_equal(disk[:, 2], wf[:, 2])
+    np.testing.assert_array_equal(disk[5:2900:7], wf[5:2900:7])
+    np.testing.assert_array_equal(disk[-1], wf[-1])
+    np.testing.assert_array_equal(disk[np.array([4, 4, 1])], wf[[4, 4, 1]])
+    sub = disk.take(el == 2)
+    assert isinstance(sub, DiskWaveforms)
+    np.testing.assert_array_equal(sub[::3], wf[el == 2][::3])
+    with pytest.raises(IndexError):
+        disk[np.array([3000])]
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError):
+        with WaveformWriter(tmp_path / "w.h5", 2, 8) as w:
+            w.append(np.array([0, 1]), np.zeros((2, 8), np.float32))
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_streamed_detection_equals_detection_in_memory(recording, tmp_path, n_jobs):
+    filt = preprocess(recording, PreprocessConfig())
+    mem = detect_spikes(filt, DetectConfig(), chunk_s=1.0, seed=0)
+    disk = detect_spikes(filt, DetectConfig(), chunk_s=1.0, seed=0, n_jobs=n_jobs,
+                         waveform_file=tmp_path / "w.h5", waveform_attrs={"hash": "h"})
+    assert isinstance(disk.waveforms, DiskWaveforms)
+    np.testing.assert_array_equal(disk.sample_index, mem.sample_index)
+    np.testing.assert_array_equal(disk.electrode, mem.electrode)
+    np.testing.assert_array_equal(disk.amplitude_uv, mem.amplitude_uv)
+    np.testing.assert_array_equal(np.asarray(disk.waveforms), mem.waveforms)
+    np.testing.assert_array_equal(disk.noise_snippets, mem.noise_snippets)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_run_never_reads_every_waveform_at_once_and_sorts_as_in_memory(recording, tmp_path, monkeypatch):
+    cfg = PipelineConfig()
+    filt = preprocess(recording, cfg.preprocess)
+    in_memory = detect_spikes(filt, cfg.detect, chunk_s=cfg.run.chunk_s, seed=cfg.run.seed)
+    ref = run_pipeline(in_memory, cfg, tmp_path / "mem", report=False)
+
+    def whole(self, dtype=None, copy=None):
+        raise AssertionError(f"a stage read all {len(self)} waveforms at once")
+
+    monkeypatch.setattr(DiskWaveforms, "__array__", whole)
+    res = run_pipeline(recording, cfg, tmp_path / "disk", report=True)
+    assert isinstance(res.spikes.waveforms, DiskWaveforms)
+    assert (tmp_path / "disk" / WAVEFORM_FILE).is_file() and (tmp_path / "disk" / "report.html").is_file()
+    np.testing.assert_array_equal(res.spikes.sample_index, ref.spikes.sample_index)
+    np.testing.assert_array_equal(res.embeddings["pca"].features, ref.embeddings["pca"].features)
+    np.testing.assert_array_equal(res.sorting.unit, ref.sorting.unit)
+    assert len(res.sorting.unit_ids) >= 3
+
+
+def test_a_missing_waveform_file_is_rebuilt_or_named(recording, tmp_path):
+    cfg = PipelineConfig()
+    out = tmp_path / "run"
+    first = run_pipeline(recording, cfg, out, report=False)
+    (out / WAVEFORM_FILE).unlink()
+    with pytest.raises(SpikevaeError, match="waveform file is missing"):
+        load_spikes(out)
+    assert not RunStore(out).has("spikes")
+    again = run_pipeline(recording, cfg, out, report=False)  # detection runs again, nothing else changes
+    np.testing.assert_array_equal(again.sorting.unit, first.sorting.unit)
+    np.testing.assert_array_equal(np.asarray(load_spikes(out).waveforms[:50]), np.asarray(first.spikes.waveforms[:50]))
