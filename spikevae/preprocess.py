@@ -98,9 +98,12 @@ def filtfilt_fft(x: np.ndarray, gain: np.ndarray, n_fft: int) -> np.ndarray:
     n = x.shape[0]
     # One channel per row: FFTs along contiguous rows are ~30 % faster than along the strided axis.
     # The mean is removed first (the band rejects it; this keeps float32 rounding relative to the signal).
-    xt = np.empty((x.shape[1], n), np.float32)
-    np.subtract(x.T, x.mean(axis=0, dtype=np.float64)[:, None], out=xt, casting="unsafe")
-    spec = sp_fft.rfft(xt, n=n_fft, axis=1, overwrite_x=True)
+    # The rows are zero-padded to n_fft here, in the one copy the transposition makes anyway, rather than
+    # by rfft(n=n_fft), which would copy them again.
+    xt = np.empty((x.shape[1], n_fft), np.float32)
+    np.subtract(x.T, x.mean(axis=0, dtype=np.float64)[:, None], out=xt[:, :n], casting="unsafe")
+    xt[:, n:] = 0.0
+    spec = sp_fft.rfft(xt, axis=1, overwrite_x=True)
     spec *= gain
     y = sp_fft.irfft(spec, n=n_fft, axis=1, overwrite_x=True)
     return y[:, :n].T

@@ -129,3 +129,149 @@ def test_worker_processes_give_identical_spikes():
     assert serial.n_spikes > 50
     for k in ("sample_index", "electrode", "waveforms", "noise_snippets", "noise_electrode"):
         assert np.array_equal(getattr(serial, k), getattr(parallel, k)), k
+
+
+# ---- the fast kernels against the dense formulations they replace (bit for bit) -------------------------
+def _traces(seed=3, n=20000, n_ch=5):
+    from scipy.ndimage import gaussian_filter1d
+
+    rng = np.random.default_rng(seed)
+    x = (gaussian_filter1d(rng.standard_normal((n, n_ch)), 1.5, axis=0) * 4).astype(np.float32)
+    x[500:503, 1] = -30  # a plateau: only its first sample is a peak
+    x[700:702, 1] = 30
+    x[0, 2] = x[-1, 3] = -30  # extremes on the chunk's edges are never peaks
+    return x
+
+
+def _dense_find_peaks(x, thr, polarity, dead):
+    """find_peaks as first written: every test on every sample, a running maximum for the dead time."""
+    from scipy.ndimage import maximum_filter1d
+
+    y = -x if polarity == "neg" else (x if polarity == "pos" else np.abs(x))
+    local = np.zeros(y.shape, bool)
+    local[1:-1] = (y[1:-1] > y[:-2]) & (y[1:-1] >= y[2:])
+    cand = (y > thr[None, :]) & local
+    if dead > 0:
+        cand &= y >= maximum_filter1d(y, size=2 * dead + 1, axis=0, mode="nearest")
+    return np.nonzero(cand)
+
+
+@pytest.mark.parametrize("polarity", ["neg", "pos", "both"])
+def test_find_peaks_equals_the_dense_formulation(polarity):
+    x = _traces()
+    for thr in (np.array([2.0, 2.0, 2.0, 2.0, np.inf], np.float32), np.array([1.0, 3.0, 2.0, 2.5, 1.5])):
+        for dead in (0, 1, 4, 15, 300, 30000):  # 300 and 30000: the running-maximum branch
+            t, ch = find_peaks(x, thr, polarity, dead)
+            rt, rch = _dense_find_peaks(x, thr, polarity, dead)
+            assert t.dtype == ch.dtype == np.int64 and t.size > (0 if dead > 100 else 50)
+            assert np.array_equal(t, rt) and np.array_equal(ch, rch), (thr, dead)
+    assert find_peaks(x[:2], thr, polarity, 4)[0].size == 0
+
+
+def _spline_align(x, t, ch, pre, length, upsample, polarity, smooth, max_shift):
+    """align_waveforms as first written, on scipy's CubicSpline."""
+    from scipy.interpolate import CubicSpline
+    from scipy.ndimage import gaussian_filter1d
+
+    pad = 4
+    snips = x[t[:, None] + np.arange(-pre - pad, length - pre + pad)[None, :], ch[:, None]].astype(np.float64)
+    grid = np.arange(snips.shape[1], dtype=np.float64)
+    spline = CubicSpline(grid, snips, axis=1)
+    ref = CubicSpline(grid, gaussian_filter1d(snips, smooth, axis=1), axis=1) if smooth > 0 else spline
+    half = int(round(min(max_shift, pad - 1) * upsample))
+    offsets = np.arange(-half, half + 1) / upsample
+    best = np.argmax(ref(pre + pad + offsets) * polarity[:, None], axis=1)
+    out = np.empty((len(t), length), dtype=np.float32)
+    for k in np.unique(best):
+        out[best == k] = spline(np.arange(length) + pad + offsets[k])[best == k]
+    return out, offsets[best]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_alignment_equals_cubicspline_bit_for_bit(dtype):
+    x = (_traces() * 7.3).astype(dtype)
+    t, ch = find_peaks(x, np.full(5, 2.0 * 7.3), "both", 15)
+    keep = (t > 20) & (t < x.shape[0] - 50)
+    t, ch = t[keep], ch[keep]
+    pol = np.sign(x[t, ch]).astype(np.float64)
+    for upsample, smooth, max_shift in ((8, 2.0, 3.0), (8, 0.0, 0.5), (5, 1.3, 2.0)):
+        wf, shift = align_waveforms(x, t, ch, 15, 48, upsample, pol, smooth, max_shift)
+        ref_wf, ref_shift = _spline_align(x, t, ch, 15, 48, upsample, pol, smooth, max_shift)
+        assert wf.dtype == np.float32 and wf.tobytes() == ref_wf.tobytes()
+        assert np.array_equal(shift, ref_shift) and np.any(shift != 0)
+
+
+def test_spline_coefficients_are_cubicsplines():
+    from scipy.interpolate import CubicSpline
+
+    from spikevae.detect import _eval_spline, _spline_coefficients
+
+    rng = np.random.default_rng(0)
+    for m in (3, 4, 5, 56):
+        y = rng.standard_normal((300, m)) * 40
+        ref = CubicSpline(np.arange(m, dtype=np.float64), y, axis=1)
+        coef = _spline_coefficients(y)
+        for k in range(4):
+            assert np.ascontiguousarray(coef[k]).tobytes() == np.ascontiguousarray(ref.c[k].T).tobytes(), (m, k)
+        p = np.linspace(-0.5, m - 0.5, 23)  # inside, on the knots, and extrapolated
+        assert _eval_spline(coef, p).tobytes() == ref(p).tobytes()
+    with pytest.raises(ValueError, match="finite"):
+        _spline_coefficients(np.array([[0.0, 1.0, np.nan, 2.0, 3.0]]))
+
+
+def test_noise_windows_equal_the_cumulative_mask_formulation():
+    from spikevae.detect import _clean_noise_windows, _noise_candidates
+
+    x = _traces(n=12000, n_ch=6)
+    level = np.full(6, 4.0, np.float32)  # about 2.3 σ: some windows clean, some not
+    active = np.array([True, True, False, True, True, True])
+    start, stop, left, length, n_per, block_len, n_samples = 3000, 9000, 60, 48, 40, 2500, 20000
+    got = _clean_noise_windows(x, level, left, start, stop, length, n_per, block_len, n_samples, active, 7)
+    # reference: a cumulative count of supra-threshold samples over the whole chunk
+    c = np.concatenate([np.zeros((1, 6), np.int64), np.cumsum(np.abs(x) > level, axis=0)])
+    ref, drawn = [[], [], [], []], []
+    for b in range(start // block_len, (stop - 1) // block_len + 1):
+        cand = _noise_candidates(b, block_len, n_samples, length, 4 * n_per, 7)
+        draw = np.flatnonzero((cand >= start) & (cand < stop))
+        drawn.append(draw)
+        pos = cand[draw] - start + left
+        for e in np.flatnonzero(active):
+            ok = (c[pos + length, e] - c[pos, e]) == 0
+            for lst, v in zip(ref, (x[pos[ok][:, None] + np.arange(length), e], np.full(ok.sum(), e),
+                                    np.full(ok.sum(), b), draw[ok])):
+                lst.append(v)
+    ref = [np.concatenate(r) for r in ref]
+    n_cand = 5 * sum(len(d) for d in drawn)  # candidate windows x active channels
+    assert 20 < len(ref[1]) < 0.9 * n_cand, (len(ref[1]), n_cand)  # some windows are clean, some are not
+    for g, r in zip(got, ref):
+        assert g.tobytes() == r.astype(g.dtype).tobytes()
+    assert got[1].dtype == got[2].dtype == got[3].dtype == np.int64 and 2 not in got[1]
+
+
+def _worker_recording_probe(pickled_jobs):
+    """In a worker process: which unpickled jobs get the same recording object back."""
+    import pickle
+
+    from spikevae.detect import _worker_recording
+
+    recs = [_worker_recording(pickle.loads(b)) for b in pickled_jobs]
+    return [r is recs[0] for r in recs]
+
+
+def test_worker_keeps_one_recording_per_job():
+    """Each batch a process pool sends carries a fresh copy of the job; a worker reuses the first copy's
+    recording (its reader already opened) for the same job only, and the main process never keeps one."""
+    import pickle
+
+    from spikevae.detect import _ChunkJob, _worker_recording
+    from spikevae.execution import worker_pool
+
+    rec, _ = _recording(n_s=1)
+    noise = estimate_noise(rec)
+    args = (DetectConfig(), 3.5 * noise, noise, np.ones(4, bool), 50, 15, 48, 15, 3, 0)
+    job = _ChunkJob(rec, *args)
+    other = _ChunkJob(rec, DetectConfig(), 3.5 * noise, noise * 2, np.ones(4, bool), 50, 15, 48, 15, 3, 0)
+    assert _worker_recording(job) is rec and _worker_recording(pickle.loads(pickle.dumps(job))) is not rec
+    with worker_pool(1) as ex:
+        same = ex.submit(_worker_recording_probe, [pickle.dumps(j) for j in (job, job, other, job)]).result()
+    assert same == [True, True, False, False]
