@@ -114,7 +114,7 @@ class VaDEFeatures(FeatureExtractor):
         vae.fit(spikes)
         t1 = time.perf_counter()
         train_idx, _ = split_indices(spikes.n_spikes, cfg.net.val_fraction, cfg.net.max_train_spikes, cfg.net.seed)
-        x = vae.normalisation_.apply(spikes.scaled_waveforms()[train_idx])
+        x = vae.normalisation_.apply(spikes.scaled_waveforms(train_idx))  # only the training rows are read
         electrode = spikes.electrode[train_idx]
         n_el = int(spikes.noise_uv.shape[0])
         z, var = posterior(vae.model_, x, cfg.net.embed_batch_size, vae.device_, cfg.net.num_threads)
