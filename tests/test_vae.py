@@ -346,6 +346,55 @@ def test_estimator_contract():
     assert dataclasses.asdict(small_config()) == f.get_params()
 
 
+class _LazyRows:
+    """A waveform array that only answers row reads (as an on-disk store would) and records them."""
+
+    def __init__(self, a: np.ndarray):
+        self.a, self.reads = a, []
+        self.shape, self.dtype = a.shape, a.dtype
+
+    def __len__(self):
+        return len(self.a)
+
+    def __getitem__(self, key):
+        rows = self.a[key]
+        self.reads.append(len(rows))
+        return rows.copy()
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("the whole waveform array was loaded")
+
+
+def test_waveforms_are_read_in_bounded_blocks_with_the_same_result(monkeypatch):
+    from spikevae.features.vae import train as vae_train
+
+    sp, _ = make_spikes(1000)
+    cfg = small_config(max_train_spikes=400, val_fraction=0.1)
+    ref = VAEFeatures(cfg).fit(sp)
+    whole = ref.transform(sp).features
+    lazy = dataclasses.replace(sp)
+    lazy.waveforms = _LazyRows(sp.waveforms)
+    f = VAEFeatures(cfg).fit(lazy)
+    assert sorted(lazy.waveforms.reads) == [40, 400]  # the training subsample and the validation set only
+    for k, v in ref.model_.state_dict().items():
+        assert torch.equal(v, f.model_.state_dict()[k]), k
+    lazy.waveforms.reads.clear()
+    monkeypatch.setattr(vae_train, "READ_ROWS", 128)
+    feats = f.transform(lazy, batch_size=64).features
+    assert max(lazy.waveforms.reads) == 128 and sum(lazy.waveforms.reads) == 1000
+    np.testing.assert_allclose(feats, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_validation_set_stops_growing_past_the_training_cap():
+    from spikevae.features.vae.train import split_indices
+
+    tr, va = split_indices(1000, 0.1, 5000, 0)
+    assert len(tr) == 900 and len(va) == 100
+    tr, va = split_indices(100000, 0.1, 5000, 0)
+    assert len(tr) == 5000 and len(va) == 500 and not np.intersect1d(tr, va).size
+    assert np.all(np.diff(tr) > 0) and np.all(np.diff(va) > 0)
+
+
 # -- end to end -------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_vae_sorting_of_a_simulation_scores_at_least_the_pca_baseline():

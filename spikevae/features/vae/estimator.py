@@ -31,6 +31,12 @@ def _as_config(config) -> VAEConfig:
     raise TypeError(f"config must be a VAEConfig or a dict, not {type(config).__name__}")
 
 
+def _refuse_groups(spikes: Spikes) -> None:
+    if spikes.group_channels is not None:
+        raise SpikevaeError("VAE features do not support channel groups (concatenated waveforms); "
+                            "use features.method = pca")
+
+
 class VAEFeatures(FeatureExtractor):
     """Convolutional (β-)VAE features of spike waveforms.
 
@@ -105,23 +111,27 @@ class VAEFeatures(FeatureExtractor):
         self
         """
         from ...device import resolve_device
-        from .train import Normalisation, build_model, noise_bank, split_indices, train_model
+        from .train import Normalisation, build_model, noise_bank, scaled_rows, split_indices, train_model
 
         cfg = _as_config(self.config)
         if spikes.n_spikes < 2:
             raise SpikevaeError(f"the VAE needs at least 2 waveforms to train, got {spikes.n_spikes}")
+        _refuse_groups(spikes)
         checkpoint_dir = checkpoint_dir if checkpoint_dir is not None else self._run["checkpoint_dir"]
         progress = self._run["progress"] if progress is None else progress
         device = resolve_device(self._run["device"] or cfg.device)
         train_idx, val_idx = split_indices(spikes.n_spikes, cfg.val_fraction, cfg.max_train_spikes, cfg.seed)
-        scaled = spikes.scaled_waveforms()
-        norm = Normalisation.fit(scaled[train_idx])
+        # only the training subsample and the validation set are read (both bounded by max_train_spikes)
+        train = scaled_rows(spikes, train_idx)
+        norm = Normalisation.fit(train)
+        x_train, x_val = norm.apply(train), norm.apply(scaled_rows(spikes, val_idx))
+        del train
         bank = noise_bank(spikes, norm)
         model = build_model(cfg, spikes.n_samples, norm.noise_std ** 2, device)
         log.info("training VAE (%s, %s, latent %d) on %d waveforms (%d validation) on %s",
                  cfg.kind, cfg.arch, cfg.latent_dim, len(train_idx), len(val_idx), device)
-        state = train_model(model, norm.apply(scaled[train_idx]), norm.apply(scaled[val_idx]), bank, norm,
-                            cfg, device, checkpoint_dir=checkpoint_dir, progress=progress)
+        state = train_model(model, x_train, x_val, bank, norm, cfg, device, checkpoint_dir=checkpoint_dir,
+                            progress=progress)
         self.model_, self.normalisation_, self.device_ = model, norm, device
         self.history_, self.step_, self.n_samples_ = state.history, state.step, spikes.n_samples
         return self
@@ -145,7 +155,7 @@ class VAEFeatures(FeatureExtractor):
         Embedding
             ``features`` (n_spikes, latent_dim) float32, method "vae", params = the config.
         """
-        from .train import embed
+        from .train import embed_spikes
 
         self._check_fitted()
         cfg = _as_config(self.config)
@@ -154,8 +164,9 @@ class VAEFeatures(FeatureExtractor):
                 f"waveforms have {spikes.n_samples} samples but this model was trained on {self.n_samples_}; "
                 "detect with the same window, or train a model on these spikes"
             )
-        x = self.normalisation_.apply(spikes.scaled_waveforms())
-        feats = embed(self.model_, x, batch_size or cfg.embed_batch_size, self.device_, cfg.num_threads)
+        _refuse_groups(spikes)
+        feats = embed_spikes(self.model_, self.normalisation_, spikes, batch_size or cfg.embed_batch_size,
+                             self.device_, cfg.num_threads)
         return Embedding(feats, self.method, {**self.get_params(), "n_samples": self.n_samples_})
 
     def fit_transform(self, spikes: Spikes, **fit_kwargs) -> Embedding:

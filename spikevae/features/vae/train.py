@@ -97,13 +97,28 @@ def noise_bank(spikes, norm: Normalisation) -> np.ndarray | None:
 
 
 def split_indices(n: int, val_fraction: float, max_train: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Random (train, validation) index arrays; at most ``max_train`` training waveforms."""
+    """Random sorted (train, validation) index arrays.
+
+    At most ``max_train`` training waveforms, and ``val_fraction`` of ``min(n, max_train)``
+    for validation, so neither grows with ``n`` past ``max_train`` (below it, the split is
+    ``val_fraction`` of ``n``, as it always was).
+    """
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
-    n_val = int(round(n * val_fraction)) if n > 1 else 0
+    n_val = int(round(min(n, max_train) * val_fraction)) if n > 1 else 0
     n_val = min(n_val, n - 1)
     val, train = perm[:n_val], perm[n_val:n_val + max_train]
     return np.sort(train), np.sort(val)
+
+
+def scaled_rows(spikes, rows) -> np.ndarray:
+    """σ-scaled waveforms (as ``Spikes.scaled_waveforms``) of ``rows`` only.
+
+    ``rows`` is a slice or a sorted index array; only ``spikes.waveforms[rows]`` is read, so
+    waveforms held in a lazy, on-disk array are never loaded whole.
+    """
+    sigma = np.maximum(spikes.noise_uv, 1e-6)[spikes.electrode[rows]]
+    return spikes.waveforms[rows] / sigma[:, None]
 
 
 def build_model(config: VAEConfig, n_samples: int, noise_var: float, device) -> SpikeVAE:
@@ -337,16 +352,47 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
     return state
 
 
-@torch.no_grad()
+def _encode_into(model: SpikeVAE, x: np.ndarray, out: np.ndarray, batch_size: int, device) -> None:
+    """``out[:] = μ(x)`` for model-unit waveforms ``x``, ``batch_size`` rows per forward pass."""
+    for start in range(0, x.shape[0], batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size])).to(device)
+        mu, _ = model.encode(xb)
+        out[start:start + xb.shape[0]] = mu.float().cpu().numpy()
+
+
+@torch.inference_mode()
 def embed(model: SpikeVAE, x: np.ndarray, batch_size: int, device, num_threads: int = 0) -> np.ndarray:
     """Posterior means μ of model-unit waveforms ``x`` (n, L) -> (n, latent_dim) float32, in batches."""
     was_training = model.training
     model.eval()
     out = np.empty((x.shape[0], model.config.latent_dim), dtype=np.float32)
     with cpu_threads(num_threads):
-        for start in range(0, x.shape[0], batch_size):
-            xb = torch.from_numpy(np.ascontiguousarray(x[start:start + batch_size])).to(device)
-            mu, _ = model.encode(xb)
-            out[start:start + xb.shape[0]] = mu.float().cpu().numpy()
+        _encode_into(model, x, out, batch_size, device)
+    model.train(was_training)
+    return out
+
+
+#: rows of ``Spikes.waveforms`` read at a time when embedding (12 MB of 48-sample float32 waveforms)
+READ_ROWS = 65536
+
+
+@torch.inference_mode()
+def embed_spikes(model: SpikeVAE, norm: Normalisation, spikes, batch_size: int, device, num_threads: int = 0,
+                 read_rows: int | None = None) -> np.ndarray:
+    """Posterior means μ of every spike -> (n_spikes, latent_dim) float32.
+
+    The waveforms are read in blocks of ``read_rows`` contiguous rows (``spikes.waveforms[a:b]``),
+    scaled and normalised block by block: memory beyond the output stays bounded however many
+    spikes there are, and a lazy on-disk waveform array is never loaded whole.
+    """
+    was_training = model.training
+    model.eval()
+    n = spikes.n_spikes
+    out = np.empty((n, model.config.latent_dim), dtype=np.float32)
+    step = max(int(read_rows or READ_ROWS), int(batch_size))
+    with cpu_threads(num_threads):
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            _encode_into(model, norm.apply(scaled_rows(spikes, slice(a, b))), out[a:b], batch_size, device)
     model.train(was_training)
     return out
