@@ -11,8 +11,7 @@ w(step) is the KL warm-up weight (1 unless ``kl_warmup_steps`` > 0). ``arch = "d
 adds a dense branch beside the convolutional one (concatenated before μ and log σ²;
 the decoder sums a conv and a dense reconstruction).
 
-Defaults were chosen for speed (100k waveforms of 48 samples train in under two
-minutes on 2 CPU cores) and by the feature comparison in ``benchmarks/compare_features.py``
+Defaults were chosen for speed and by the feature comparison in ``benchmarks/compare_features.py``
 (same detection, clustering and scoring for every feature space; simulated 16-electrode
 Utah recordings of 60 s, the sample data and Quiroga's Easy1). Mean accuracy over nine
 simulations with SNR 3-20: VAE 0.559, PCA(5) 0.539, VAE + background-noise denoising 0.535;
@@ -25,6 +24,16 @@ VAE + background 0.507, β-VAE 0.488, VAE 0.485. Background-noise denoising rais
 every one of the four sets (0.441 -> 0.477, 0.483 -> 0.520, 0.463 -> 0.469, 0.939 -> 0.947),
 so the default is ``kind = "vae"`` with ``corruption = "background"``. No learned space beat
 PCA on this (simulated) ground truth; the pipeline's default feature method stays PCA.
+
+Speed (issue 14; ``benchmarks/bench_vae_speed.py``, 200k waveforms of a simulated
+96-electrode recording, 2 shared CPU cores). A training step costs the same per waveform
+at any batch size (the convolutions dominate; larger batches do not help on the CPU), so
+training time is the number of waveforms seen. ``max_train_spikes`` went from 200000 to
+50000 (and validation to ``val_fraction`` of it): 200k waveforms then train in ~53 s on
+one thread (load 8-10), not 4224 steps (865 s on two threads, load 5). Sets below 50k spikes
+(the sample data, 16-electrode simulations) train exactly as before; on 96-electrode
+simulations of 60 s (87k spikes; ``benchmarks/bench_vae_large.py``, seeds 0-1) mean
+accuracy went from 0.579 to 0.575 and the supervised probe stayed at 0.681.
 """
 from __future__ import annotations
 
@@ -61,7 +70,9 @@ class VAEConfig:
     lr: float = param(3e-3, "Adam learning rate", low=0.0)
     val_fraction: float = param(0.1, "fraction of waveforms held out for validation and early stopping", low=0.0, high=0.5)
     patience: int = param(3, "stop after this many epochs without a lower validation loss", unit="epochs", low=1)
-    max_train_spikes: int = param(200000, "train on a random subset of at most this many waveforms", low=10)
+    max_train_spikes: int = param(50000, "train on a random subset of at most this many waveforms (validation: "
+                                  "val_fraction of this many); training time stops growing with the spike count past it",
+                                  low=10)
     embed_batch_size: int = param(8192, "batch size when embedding", unit="waveforms", low=1)
     amp: bool = param(True, "mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU")
     num_threads: int = param(0, "torch CPU threads while training and embedding (0 = torch's default); "
