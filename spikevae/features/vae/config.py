@@ -29,11 +29,15 @@ Speed (issue 14; ``benchmarks/bench_vae_speed.py``, 200k waveforms of a simulate
 96-electrode recording, 2 shared CPU cores). A training step costs the same per waveform
 at any batch size (the convolutions dominate; larger batches do not help on the CPU), so
 training time is the number of waveforms seen. ``max_train_spikes`` went from 200000 to
-50000 (and validation to ``val_fraction`` of it): 200k waveforms then train in ~53 s on
-one thread (load 8-10), not 4224 steps (865 s on two threads, load 5). Sets below 50k spikes
-(the sample data, 16-electrode simulations) train exactly as before; on 96-electrode
+50000 (and validation to ``val_fraction`` of it): 200k waveforms then train in 980 steps,
+21-53 s on one thread (load 3-10), instead of 4224 steps, 99 s on one thread (load 4-7) and
+865 s on two (load 5, under a profiler). Sets below 50k spikes (the sample data,
+16-electrode simulations) train exactly as before; on 96-electrode
 simulations of 60 s (87k spikes; ``benchmarks/bench_vae_large.py``, seeds 0-1) mean
 accuracy went from 0.579 to 0.575 and the supervised probe stayed at 0.681.
+``num_threads`` went from 0 (torch's default: 2 threads on 2 cores) to 1: on the shared
+2-core machine a training step of 512 waveforms took 20-30 ms on one thread and 41-338 ms
+on two (load 3), and the 200k training 21-30 s on one thread against 274 s on two.
 """
 from __future__ import annotations
 
@@ -75,7 +79,8 @@ class VAEConfig:
                                   low=10)
     embed_batch_size: int = param(8192, "batch size when embedding", unit="waveforms", low=1)
     amp: bool = param(True, "mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU")
-    num_threads: int = param(0, "torch CPU threads while training and embedding (0 = torch's default); "
-                             "1 is far faster on a machine shared with other busy processes", low=0, high=1024)
+    num_threads: int = param(1, "torch CPU threads while training and embedding (0 = torch's default, one per "
+                             "core); the network's small convolutions gain little from more, and lose much on a "
+                             "machine shared with other busy processes", low=0, high=1024)
     device: str = param("auto", "torch device: auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
     seed: int = param(0, "random seed (weights, batches, corruption)", low=0)
