@@ -21,6 +21,18 @@ Hartigan's dip test as the merge test (``refine.merge_test = "dip"``) scored 0.5
 p = 0.01-0.9 against 0.583 for the BIC test (seeds 0-4): look-alike units form one mode, so
 the dip test merges them. The synthetic noise class (``refine.noise_class``) left accuracy
 unchanged (0.584 -> 0.583) and took the noise detections out of units (100 % -> 9 % sorted).
+
+Long recordings with slow amplitude drift (issue 13; ``benchmarks/bench_duration.py
+--pass-times``, 16 electrodes, ``sim.drift_frac=0.2``, mean of seeds 0-1, 5 / 30 / 60 min):
+0.468 / 0.327 / 0.370 before, 0.522 / 0.469 / 0.438 with the drift-aware refinement
+(``split_min_time_overlap = 0.7``: a split whose parts fire at different times is refused;
+``relabel_window_s = 60``: the units' means follow them window by window). Without drift
+(seed 0): 0.491 / 0.458 / 0.455 before, 0.489 / 0.478 / 0.452 after. At 30 min, overlap 0.5
+or 0.8 and windows of 30 or 120 s scored lower, and testing splits or merges on features
+less their window means did not help. What is left at 60 min is mostly under-splitting:
+drift smears units of one electrode into one cloud. Both settings need spike times, which
+``run.py`` must pass (``refine(..., times=sample_index / fs)``); without them refinement is
+as before. Recordings of 60 s or less are unchanged (``bench_gt_diagnosis.py``).
 """
 from __future__ import annotations
 
@@ -63,6 +75,9 @@ class RefineConfig:
     split: bool = param(True, "split units whose discriminant projection is clearly bimodal")
     split_sample: int = param(1000, "points per split test", low=20)
     split_bic_margin: float = param(15.0, "split only when BIC(1) - BIC(2) exceeds this", low=0)
+    split_min_time_overlap: float = param(0.7, "refuse a split whose two parts' firing-time histograms overlap less than this (a drifting unit cut in two; used when refine is given spike times; 0 = off)", low=0, high=1)
+    split_window_s: float = param(60.0, "time window of the split's firing-time overlap", unit="s", low=1)
+    relabel_window_s: float = param(60.0, "relabel each time window with the units' means in that window (follows slow drift; used when refine is given spike times; 0 = one mean per unit)", unit="s", low=0)
     classifier: str = param("lda", "relabelling discriminant", choices=("lda", "qda"))
     min_posterior: float = param(0.5, "spikes whose best class posterior is below this stay unsorted", low=0, high=1)
     gate_p: float = param(1e-4, "chi-square gate: spikes farther from their unit than this tail probability stay unsorted (0 = no gate)", low=0, high=0.5)

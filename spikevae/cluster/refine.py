@@ -44,6 +44,8 @@ NOISE_CLASS = -2
 #: Separation (in pooled standard deviations on the discriminant axis) beyond which two
 #: units are never merged: equal Gaussians 4 σ apart are clearly bimodal.
 FAR_DPRIME = 4.0
+#: Spikes of a unit that count as much as its whole-recording mean in a time window's mean (shrinkage).
+WINDOW_PRIOR_SPIKES = 20
 
 
 def _subsample(idx: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -167,8 +169,29 @@ def merge_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
     return labels, n_merges
 
 
-def split_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator) -> tuple[np.ndarray, int]:
-    """Split units whose spikes are clearly bimodal on the axis of a 2-component mixture."""
+def time_overlap(t: np.ndarray, part: np.ndarray, window_s: float) -> float:
+    """Overlap (0-1) of the firing-time histograms of two parts of a unit, in windows of ``window_s``.
+
+    ``t`` (n,) are spike times in seconds and ``part`` (n,) the part (0 or 1) of each spike.
+    Two units firing through the recording overlap near 1 (less by the counting noise of the
+    windows, which depends on the rate, not the recording's length); the two halves of one unit
+    whose amplitude drifts fire at different times and overlap little.
+    """
+    edges = np.arange(t.min(), t.max() + window_s, window_s)
+    if edges.size < 3:  # one window: nothing to compare
+        return 1.0
+    h1 = np.histogram(t[part == 1], edges)[0] / max(int((part == 1).sum()), 1)
+    h0 = np.histogram(t[part == 0], edges)[0] / max(int((part == 0).sum()), 1)
+    return float(np.minimum(h0, h1).sum())
+
+
+def split_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator,
+                times: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """Split units whose spikes are clearly bimodal on the axis of a 2-component mixture.
+
+    With ``times`` (n,) in seconds, a split whose two parts fire at different times
+    (:func:`time_overlap` below ``cfg.split_min_time_overlap``) is refused: it cuts a
+    drifting unit in two."""
     from sklearn.mixture import GaussianMixture
 
     labels = labels.copy()
@@ -188,7 +211,9 @@ def split_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
         test = _subsample(idx, cfg.split_sample, rng)
         if bic_one_minus_two(x[test] @ w) > cfg.split_bic_margin:
             part = gm.predict(x[idx])
-            if min(np.bincount(part, minlength=2)) >= cfg.min_unit_spikes:
+            if min(np.bincount(part, minlength=2)) >= cfg.min_unit_spikes and (
+                    times is None or cfg.split_min_time_overlap <= 0
+                    or time_overlap(times[idx], part, cfg.split_window_s) >= cfg.split_min_time_overlap):
                 labels[idx[part == 1]] = next_label
                 next_label += 1
                 n_splits += 1
@@ -253,7 +278,8 @@ class Discriminant:
 
 def relabel(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator,
             max_train: int = 20000, noise_x: np.ndarray | None = None,
-            noise_prior: float | None = None, keep_noise: bool = False) -> np.ndarray:
+            noise_prior: float | None = None, keep_noise: bool = False,
+            times: np.ndarray | None = None) -> np.ndarray:
     """Relabel every spike with a discriminant trained on the current units' spikes.
 
     With ``noise_x`` (features of synthetic noise threshold crossings) the discriminant
@@ -262,6 +288,10 @@ def relabel(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator,
     size says nothing about it; when None, the training counts are used); the units
     share the rest in proportion to their sizes. ``keep_noise`` labels those spikes
     ``NOISE_CLASS`` instead of -1 (both mean unsorted).
+
+    With ``times`` (n,) in seconds and ``cfg.relabel_window_s`` > 0, each unit's mean
+    follows it through the recording: the spikes of each window are classified with the
+    units' means in that window (see :func:`_predict_in_windows`).
     """
     known = np.flatnonzero(labels >= 0)
     if known.size == 0:
@@ -279,7 +309,10 @@ def relabel(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator,
         is_noise = model.classes_ == NOISE_CLASS
         units = counts * ~is_noise
         log_prior = np.log(np.where(is_noise, noise_prior, (1 - noise_prior) * units / units.sum()))
-    cls, post, d2 = model.predict(x, log_prior)
+    if times is not None and cfg.relabel_window_s > 0:
+        cls, post, d2 = _predict_in_windows(model, x, labels, times, cfg.relabel_window_s, log_prior)
+    else:
+        cls, post, d2 = model.predict(x, log_prior)
     out = cls.astype(np.int64)
     doubtful = post < cfg.min_posterior
     if cfg.gate_p > 0:
@@ -290,6 +323,30 @@ def relabel(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator,
     if not keep_noise:
         out[out == NOISE_CLASS] = -1
     return out
+
+
+def _predict_in_windows(model: Discriminant, x: np.ndarray, labels: np.ndarray, times: np.ndarray,
+                        window_s: float, log_prior: np.ndarray | None):
+    """:meth:`Discriminant.predict` window by window, with each unit's mean taken from its
+    current spikes (``labels``) in the window, shrunk towards its whole-recording mean by
+    ``WINDOW_PRIOR_SPIKES``. Slow amplitude drift moves a unit's cloud over the recording;
+    within a window it stays put, so units that the drift makes overlap stay apart."""
+    win = ((times - times.min()) // window_s).astype(np.int64)
+    cls = np.empty(x.shape[0], dtype=model.classes_.dtype)
+    post, d2 = np.empty(x.shape[0]), np.empty(x.shape[0])
+    is_unit = model.classes_ >= 0
+    for w in np.unique(win):
+        rows = np.flatnonzero(win == w)
+        local = Discriminant(model.kind)
+        local.__dict__.update(model.__dict__)
+        local.means_ = model.means_.copy()
+        lab = labels[rows]
+        for k in np.flatnonzero(is_unit):
+            mine = rows[lab == model.classes_[k]]
+            prior = WINDOW_PRIOR_SPIKES * model.means_[k]
+            local.means_[k] = (x[mine].sum(0) + prior) / (mine.size + WINDOW_PRIOR_SPIKES)
+        cls[rows], post[rows], d2[rows] = local.predict(x[rows], log_prior)
+    return cls, post, d2
 
 
 def isolated(x: np.ndarray, mine: np.ndarray) -> bool:
@@ -322,7 +379,7 @@ def dissolve_weak(labels: np.ndarray, peak_scaled: np.ndarray, cfg,
 
 def refine(x: np.ndarray, labels: np.ndarray, peak_scaled: np.ndarray, cfg,
            rng: np.random.Generator, noise_x: np.ndarray | None = None,
-           noise_prior: float | None = None) -> tuple[np.ndarray, dict]:
+           noise_prior: float | None = None, times: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """Iterate split -> merge -> relabel -> dissolve on one electrode.
 
     Parameters
@@ -340,6 +397,9 @@ def refine(x: np.ndarray, labels: np.ndarray, peak_scaled: np.ndarray, cfg,
         ``cfg.noise_class``, the relabelling's noise class (its spikes stay unsorted).
     noise_prior : float, optional
         Expected fraction of the electrode's detections that are noise crossings.
+    times : ndarray of shape (n_spikes,), optional
+        Spike times in seconds: splits whose parts fire at different times are refused
+        (see :func:`split_units`).
 
     Returns
     -------
@@ -356,12 +416,13 @@ def refine(x: np.ndarray, labels: np.ndarray, peak_scaled: np.ndarray, cfg,
     for _ in range(cfg.n_rounds):
         before = labels.copy()
         if cfg.split:
-            labels, k = split_units(x, labels, cfg, rng)
+            labels, k = split_units(x, labels, cfg, rng, times)
             st["splits"] += k
         if cfg.merge:
             labels, k = merge_units(x, labels, cfg, rng)
             st["merges"] += k
-        labels = relabel(x, labels, cfg, rng, noise_x=noise_x, noise_prior=noise_prior, keep_noise=True)
+        labels = relabel(x, labels, cfg, rng, noise_x=noise_x, noise_prior=noise_prior, keep_noise=True,
+                         times=times)
         st["noise"] = int((labels == NOISE_CLASS).sum())
         labels, k = dissolve_weak(labels, peak_scaled, cfg, x)
         st["dissolved"] += k
