@@ -61,6 +61,9 @@ class _Timer:
                 log.info("stage %s ...", name)
 
             def __exit__(self, *exc):
+                from .execution import release_memory
+
+                release_memory()  # what the stage freed goes back to the OS: the next stage starts low
                 peak_mb = peak_rss_mb()
                 timer.timings[name] = {"seconds": round(time.perf_counter() - self.t0, 3), "peak_rss_mb": round(peak_mb, 1)}
                 return False
