@@ -35,6 +35,8 @@ class DetectConfig:
 # Implementation
 # --------------------------------------------------------------------------------------
 import logging  # noqa: E402
+from collections import deque  # noqa: E402
+from itertools import islice  # noqa: E402
 
 import numpy as np  # noqa: E402
 from scipy.interpolate import CubicSpline  # noqa: E402
@@ -267,7 +269,8 @@ def _noise_candidates(block: int, block_len: int, n_samples: int, length: int, n
     return np.random.default_rng([seed, block]).integers(lo, hi, size=n_draw)
 
 
-def _clean_noise_windows(x, level, left, start, stop, length, n_per_block, block_len, n_samples, active, seed):
+def _clean_noise_windows(x, level, left, start, stop, length, n_per_block, block_len, n_samples, active, seed,
+                         block_stride: int = 1):
     """Spike-free windows of ``length`` whose start lies in the chunk ``[start, stop)``.
 
     A window is clean on a channel when no sample of it exceeds ``level`` in absolute value. Only
@@ -289,6 +292,8 @@ def _clean_noise_windows(x, level, left, start, stop, length, n_per_block, block
     act = np.flatnonzero(active)
     wf, el, blk, drw = [], [], [], []
     for b in range(start // block_len, (stop - 1) // block_len + 1):
+        if b % block_stride:  # long recordings: windows from every block_stride-th block only
+            continue
         cand = _noise_candidates(b, block_len, n_samples, length, n_draw, seed)
         draw = np.flatnonzero((cand >= start) & (cand < stop))
         if draw.size == 0 or act.size == 0:
@@ -309,15 +314,22 @@ def _clean_noise_windows(x, level, left, start, stop, length, n_per_block, block
 
 def _first_per_block(nz, nze, nzb, nzd, n_per_block):
     """The first ``n_per_block`` clean windows of each (block, electrode), in draw order."""
+    keep = _first_per_block_index(nze, nzb, nzd, n_per_block)
+    return nz[keep], nze[keep]
+
+
+def _first_per_block_index(nze, nzb, nzd, n_per_block) -> np.ndarray:
+    """Indices of :func:`_first_per_block`'s windows, ordered by block, electrode, draw. Applied to each
+    chunk's windows as they arrive it keeps a superset of the final choice (a chunk's first windows
+    of a block include every first window of that block that lies in the chunk)."""
     if nze.size == 0:
-        return nz, nze
+        return np.zeros(0, np.int64)
     order = np.lexsort((nzd, nze, nzb))
     key = nzb[order] * (int(nze.max()) + 1) + nze[order]
     first = np.r_[0, np.flatnonzero(np.diff(key)) + 1]
     rank = np.arange(key.size) - np.repeat(first, np.diff(np.r_[first, key.size]))
     keep = order[rank < n_per_block]
-    keep = keep[np.lexsort((nzd[keep], nze[keep], nzb[keep]))]
-    return nz[keep], nze[keep]
+    return keep[np.lexsort((nzd[keep], nze[keep], nzb[keep]))]
 
 
 #: In a worker process: the recording of the chunk job it last ran, and what identifies that job.
@@ -350,9 +362,10 @@ def _worker_recording(job) -> Recording:
 class _ChunkJob:
     """Detection of one chunk, with everything fixed before the loop (picklable for worker processes)."""
 
-    def __init__(self, rec, config, thr, noise, active, margin, pre, length, dead, n_snip, seed):
+    def __init__(self, rec, config, thr, noise, active, margin, pre, length, dead, n_snip, seed, block_stride=1):
         self.rec, self.config, self.thr, self.noise, self.active = rec, config, thr, noise, active
         self.margin, self.pre, self.length, self.dead, self.n_snip, self.seed = margin, pre, length, dead, n_snip, seed
+        self.block_stride = block_stride
 
     def __call__(self, item: tuple[int, tuple[int, int]]):
         ci, (start, stop) = item
@@ -370,9 +383,14 @@ class _ChunkJob:
                                     cfg.align_smooth_ms * 1e-3 * rec.fs, cfg.align_max_shift_ms * 1e-3 * rec.fs)
         block_len = max(int(round(NOISE_BLOCK_S * rec.fs)), 4 * length)
         nz = (_clean_noise_windows(x, cfg.threshold * self.noise, left, start, stop, length, self.n_snip, block_len,
-                                   rec.n_samples, self.active, self.seed)
+                                   rec.n_samples, self.active, self.seed, self.block_stride)
               if self.n_snip else (np.zeros((0, length), np.float32),))
         return (t - left + start + np.round(shift).astype(np.int64), ch, wf, *nz)
+
+
+def _run_batch(job: _ChunkJob, batch: list) -> list:
+    """``job`` over a few chunks, in a worker process."""
+    return [job(item) for item in batch]
 
 
 def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
@@ -391,11 +409,20 @@ def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
 
             from .execution import worker_pool
 
+            # A bounded window of batches in flight: Executor.map would queue every chunk at once, and when
+            # this process falls behind (a busy machine), finished chunks' waveforms pile up in memory.
+            batches = iter([items[i:i + 2] for i in range(0, len(items), 2)])
             with threadpool_limits(1), worker_pool(n_jobs) as ex:
-                for r in ex.map(job, items, chunksize=2):
-                    if bar is not None:
-                        bar.update()
-                    yield r
+                pending = deque(ex.submit(_run_batch, job, b) for b in islice(batches, 3 * n_jobs))
+                while pending:
+                    done = pending.popleft().result()
+                    nxt = next(batches, None)
+                    if nxt is not None:
+                        pending.append(ex.submit(_run_batch, job, nxt))
+                    for r in done:
+                        if bar is not None:
+                            bar.update()
+                        yield r
         else:
             for item in items:
                 r = job(item)
@@ -467,47 +494,69 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
     margin = max(dead, pre + ALIGN_PAD, length - pre + ALIGN_PAD, length) + 2  # length: noise windows at the border
     ranges = list(rec.chunks(chunk))
     n_blocks = int(np.ceil(rec.n_samples / max(int(round(NOISE_BLOCK_S * fs)), 4 * length)))
-    n_per_block = int(np.ceil(config.noise_snippets / max(1, n_blocks)))
-    job = _ChunkJob(rec, config, thr, noise, active, margin, pre, length, dead, n_per_block, seed)
+    # About noise_snippets windows per electrode whatever the length: past that many blocks (seconds),
+    # windows come from every stride-th block only, so they do not grow with the recording.
+    stride = max(1, int(np.ceil(n_blocks / max(1, config.noise_snippets))))
+    n_per_block = int(np.ceil(config.noise_snippets / max(1, int(np.ceil(n_blocks / stride)))))
+    job = _ChunkJob(rec, config, thr, noise, active, margin, pre, length, dead, n_per_block, seed, stride)
     writer = None
     if waveform_file is not None:
         from .waveform_store import WaveformWriter
 
         writer = WaveformWriter(waveform_file, rec.n_channels, length, waveform_attrs)
+    # Per chunk, only compact per-spike arrays are kept (time int64, channel int16/int32, amplitude, and the
+    # waveform's row in the file, or the waveforms themselves in memory); each chunk is put in (time, channel)
+    # order, so the concatenation is in order too except, rarely, across a chunk border (alignment moves a
+    # peak by a sample or two): only then is the whole sorted.
+    ch_dtype = np.int16 if rec.n_channels < 2**15 else np.int32
     parts: dict[str, list] = {k: [] for k in ("t", "ch", "wf", "amp", "nz", "nze", "nzb", "nzd")}
+    from .execution import release_memory
+
     try:
-        for r in _map_chunks(job, ranges, n_jobs, progress):
+        for i, r in enumerate(_map_chunks(job, ranges, n_jobs, progress)):
+            if i % 32 == 31:  # freed chunk buffers back to the OS, or the resident size creeps up with the recording
+                release_memory()
             t_c, ch_c, wf_c, *nz_c = r
             if len(t_c):
+                o = np.lexsort((ch_c, t_c))
+                t_c, ch_c, wf_c = t_c[o], ch_c[o], wf_c[o]
                 parts["t"].append(t_c)
-                parts["ch"].append(ch_c)
+                parts["ch"].append(ch_c.astype(ch_dtype))
                 parts["amp"].append(wf_c[:, pre].copy())
-                parts["wf"].append(writer.append(ch_c, wf_c) if writer is not None else wf_c)
-            for k, v in zip(("nz", "nze", "nzb", "nzd"), nz_c):
-                if len(v):
-                    parts[k].append(v)
+                parts["wf"].append(writer.append(ch_c, wf_c).astype(np.int32) if writer is not None else wf_c)
+            if len(nz_c) == 4 and len(nz_c[1]):  # this chunk's first windows per block: a superset of the final ones
+                keep = _first_per_block_index(nz_c[1], nz_c[2], nz_c[3], n_per_block)
+                for k, v in zip(("nz", "nze", "nzb", "nzd"), nz_c):
+                    parts[k].append(v[keep])
         if writer is not None:
             writer.close()
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    t = np.concatenate(parts["t"]) if parts["t"] else np.zeros(0, np.int64)
-    ch = np.concatenate(parts["ch"]) if parts["ch"] else np.zeros(0, np.int64)
-    amp = np.concatenate(parts["amp"]) if parts["amp"] else np.zeros(0, np.float32)
-    order = np.lexsort((ch, t))
+    empty = {"t": np.zeros(0, np.int64), "ch": np.zeros(0, ch_dtype), "amp": np.zeros(0, np.float32),
+             "wf": np.zeros(0, np.int32) if writer is not None else np.zeros((0, length), np.float32)}
+    cols = {}
+    for k in ("t", "ch", "amp", "wf"):  # one field at a time, its chunk list freed at once: a low peak
+        cols[k] = np.concatenate(parts[k]) if parts[k] else empty[k]
+        parts[k] = None
+    t, ch = cols["t"], cols["ch"]
+    if t.size > 1 and np.any((t[1:] < t[:-1]) | ((t[1:] == t[:-1]) & (ch[1:] <= ch[:-1]))):
+        order = np.lexsort((ch, t))
+        for k in cols:
+            cols[k] = cols[k][order]
+        del order
+    electrode = cols.pop("ch").astype(np.int64)
     if writer is not None:
         from .waveform_store import DiskWaveforms
 
-        row = np.concatenate(parts["wf"]) if parts["wf"] else np.zeros(0, np.int64)
-        wf = DiskWaveforms(waveform_file, ch[order], row[order], length)
+        wf = DiskWaveforms(waveform_file, electrode, cols.pop("wf"), length)  # shares the electrode array
     else:
-        wf = np.concatenate(parts["wf"])[order] if parts["wf"] else np.zeros((0, length), np.float32)
-    del parts["wf"]
+        wf = cols.pop("wf")
     nz = np.concatenate(parts["nz"]).astype(np.float32) if parts["nz"] else np.zeros((0, length), np.float32)
     nze, nzb, nzd = (np.concatenate(parts[k]) if parts[k] else np.zeros(0, np.int64) for k in ("nze", "nzb", "nzd"))
     nz, nze = _first_per_block(nz, nze, nzb, nzd, n_per_block)
-    spikes = Spikes(sample_index=t[order], electrode=ch[order], waveforms=wf, amplitude_uv=amp[order],
+    spikes = Spikes(sample_index=cols.pop("t"), electrode=electrode, waveforms=wf, amplitude_uv=cols.pop("amp"),
                     noise_uv=noise, fs=fs, peak_index=pre, channel_ids=rec.channel_ids,
                     noise_snippets=nz, noise_electrode=nze)
     log.info("detected %d spikes on %d electrodes", spikes.n_spikes, int(active.sum()))

@@ -275,3 +275,21 @@ def test_worker_keeps_one_recording_per_job():
     with worker_pool(1) as ex:
         same = ex.submit(_worker_recording_probe, [pickle.dumps(j) for j in (job, job, other, job)]).result()
     assert same == [True, True, False, False]
+
+
+def test_noise_snippets_do_not_grow_with_the_recording_and_ignore_the_chunking():
+    """Past ``noise_snippets`` seconds, windows come from every k-th block only: about ``noise_snippets``
+    per electrode whatever the length, the same for any chunk length."""
+    from spikevae.detect import DetectConfig, detect_spikes
+    from spikevae.preprocess import PreprocessConfig, preprocess
+    from spikevae.synth import SimConfig, simulate_recording
+
+    rec, _ = simulate_recording(SimConfig(n_electrodes=3, duration_s=24.0, units_min=1), seed=2)
+    filt = preprocess(rec, PreprocessConfig())
+    cfg = DetectConfig(noise_snippets=6)
+    runs = [detect_spikes(filt, cfg, chunk_s=c, seed=0) for c in (1.0, 0.7, 2.5)]
+    per_electrode = np.bincount(runs[0].noise_electrode, minlength=3)
+    assert (per_electrode >= 4).all() and (per_electrode <= 6).all(), per_electrode  # not 24 (one per second)
+    for r in runs[1:]:  # the same windows (the band-pass of other chunks differs at float rounding only)
+        np.testing.assert_array_equal(r.noise_electrode, runs[0].noise_electrode)
+        np.testing.assert_allclose(r.noise_snippets, runs[0].noise_snippets, rtol=1e-4, atol=1e-3)
