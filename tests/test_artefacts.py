@@ -171,3 +171,23 @@ def test_channel_at_the_int16_rail_is_named_in_a_warning_and_the_summary(tmp_pat
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["clipped_channels"] == ["2"]
     assert path.read_bytes() == before
+
+
+def test_coincidence_windows_do_not_depend_on_the_block_size():
+    """Coincidences are counted over blocks of spikes (bounded memory on hours of recording): any block
+    size finds the same windows, including those that straddle a block's border."""
+    from spikevae.artefacts.find import _coincident_windows, _coincident_windows_block
+
+    rng = np.random.default_rng(0)
+    t = [np.sort(rng.integers(0, 3_000_000, 100_000))]
+    e = [rng.integers(0, 96, 100_000)]
+    for x in rng.integers(0, 3_000_000, 40):  # shared events
+        t.append(x + rng.integers(0, 10, 20))
+        e.append(rng.choice(96, 20, replace=False))
+    t, e = np.concatenate(t), np.concatenate(e)
+    o = np.argsort(t, kind="stable")
+    t, e = t[o], e[o]
+    whole = _coincident_windows_block(t, e, 96, 15, 8)
+    assert whole.size >= 40
+    for block in (500, 4099, 1 << 20):
+        np.testing.assert_array_equal(_coincident_windows(t, e, 96, 15, 8, block=block), whole)

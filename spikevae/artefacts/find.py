@@ -144,8 +144,33 @@ class Artefacts:
                 "fraction_removed": round(self.n_spikes_removed / max(self.n_spikes_before, 1), 6)}
 
 
-def _coincident_windows(t: np.ndarray, e: np.ndarray, n_el: int, w: int, need: int) -> np.ndarray:
-    """Start bins b of the two-bin windows [b w, (b + 2) w) with >= ``need`` distinct electrodes."""
+#: Spikes per block of :func:`_coincident_windows` (its temporaries are ~100 bytes per spike).
+WINDOW_BLOCK = 1 << 20
+
+
+def _coincident_windows(t: np.ndarray, e: np.ndarray, n_el: int, w: int, need: int,
+                        block: int = WINDOW_BLOCK) -> np.ndarray:
+    """Start bins b of the two-bin windows [b w, (b + 2) w) with >= ``need`` distinct electrodes.
+
+    ``t`` sorted. Computed over blocks of about ``block`` spikes that end at a bin border, each with
+    the next bin as look-ahead, so memory does not grow with the recording; the result is the same.
+    """
+    n, out, a = t.size, [], 0
+    while a < n:
+        c = min(a + block, n)
+        if c < n:
+            last = int(t[c - 1] // w)
+            c = int(np.searchsorted(t, (last + 1) * w, "left"))  # the block ends with its last bin
+            ahead = int(np.searchsorted(t, (last + 2) * w, "left"))  # and sees the next one
+            wins = _coincident_windows_block(t[a:ahead], e[a:ahead], n_el, w, need)
+            out.append(wins[wins <= last])
+        else:
+            out.append(_coincident_windows_block(t[a:], e[a:], n_el, w, need))
+        a = c
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
+def _coincident_windows_block(t: np.ndarray, e: np.ndarray, n_el: int, w: int, need: int) -> np.ndarray:
     b = t // w
     pair = np.unique(b * n_el + e)  # distinct (bin, electrode), sorted by bin
     pb, pe = pair // n_el, pair % n_el
@@ -196,7 +221,8 @@ def find_artefacts(spikes: Spikes, config: ArtefactConfig | None = None,
     if not cfg.enabled or n == 0:
         return empty
     t, e = spikes.sample_index, spikes.electrode
-    order = np.argsort(t, kind="stable")
+    ordered = bool(np.all(t[1:] >= t[:-1]))  # detection's spikes are: no sorted copies then
+    order = slice(None) if ordered else np.argsort(t, kind="stable")
     ts, es = t[order], e[order]
     amp = np.abs(spikes.amplitude_uv[order]).astype(np.float32)
     before = int(round(cfg.blank_before_ms * fs / 1e3))
