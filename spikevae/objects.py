@@ -163,6 +163,15 @@ class Spikes:
         peaks = wf.reshape(self.n_spikes, -1, self.segment_length)[:, :, self.peak_index]
         return peaks[np.arange(self.n_spikes), np.argmax(np.abs(peaks), axis=1)] if self.n_spikes else peaks[:, 0]
 
+    def in_memory(self) -> "Spikes":
+        """These spikes with their waveforms read into memory (self when they already are): for use
+        after the run folder holding their waveform file is gone."""
+        if not _on_disk(self.waveforms):
+            return self
+        import dataclasses
+
+        return dataclasses.replace(self, waveforms=np.asarray(self.waveforms))
+
     def subset(self, mask_or_index) -> "Spikes":
         """The spikes selected by a boolean mask or index array (noise snippets kept)."""
         sel = np.asarray(mask_or_index)

@@ -102,3 +102,16 @@ def test_a_missing_waveform_file_is_rebuilt_or_named(recording, tmp_path):
     again = run_pipeline(recording, cfg, out, report=False)  # detection runs again, nothing else changes
     np.testing.assert_array_equal(again.sorting.unit, first.sorting.unit)
     np.testing.assert_array_equal(np.asarray(load_spikes(out).waveforms[:50]), np.asarray(first.spikes.waveforms[:50]))
+
+
+def test_spikes_outlive_their_run_folder_only_in_memory(stored, tmp_path):
+    from spikevae.objects import Spikes
+
+    disk, wf, el = stored
+    spikes = Spikes(np.arange(len(el)) * 40, el, disk, wf[:, 3], np.ones(6, np.float32), 30000.0, 3,
+                    np.array([f"ch{i}" for i in range(6)]))
+    kept = spikes.in_memory()
+    (tmp_path / "w.h5").unlink()
+    np.testing.assert_array_equal(kept.waveforms, wf)
+    with pytest.raises(SpikevaeError, match="waveform file is gone"):
+        spikes.waveforms[:3]

@@ -80,7 +80,9 @@ def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whiten
     st["t_initial_s"] = time.perf_counter() - t0
     peak = wf[:, peak_index]
     if config.refine.enabled:
-        labels, rs = refine(x, labels, peak, config.refine, rng, noise_x=noise_x, noise_prior=noise_prior)
+        # spike times: a drifting unit's halves take turns and are not split; relabelling follows drift per window
+        labels, rs = refine(x, labels, peak, config.refine, rng, noise_x=noise_x, noise_prior=noise_prior,
+                            times=sample_index / fs)
         st.update(rs)
     elif fit.size < n and (labels >= 0).any():
         rest = np.setdiff1d(np.arange(n), fit)
@@ -198,17 +200,24 @@ class _ScaledRows:
 def _electrode_waveforms(spikes: Spikes, rows: np.ndarray, electrode: int):
     """The noise-scaled waveforms of ``rows`` (all on ``electrode``), or a :class:`_ScaledRows` that reads
     them later when they are on disk."""
-    from ..waveform_store import is_lazy
+    from ..waveform_store import DiskWaveforms, is_lazy
 
-    if is_lazy(spikes.waveforms):
-        return _ScaledRows(spikes.waveforms.take(rows), np.maximum(spikes.noise_uv, 1e-6)[electrode])
+    wf = spikes.waveforms
+    if is_lazy(wf):  # one electrode: its index as a zero-stride view, not an array per spike
+        rows_e = DiskWaveforms(wf.path, np.broadcast_to(np.int64(electrode), rows.shape), wf.row[rows], wf.n_samples)
+        return _ScaledRows(rows_e, np.maximum(spikes.noise_uv, 1e-6)[electrode])
     return spikes.scaled_waveforms(rows)
 
 
 def _cluster_job(job: tuple) -> ElectrodeResult:
+    from ..execution import release_memory
+
     if isinstance(job[1], _ScaledRows):
         job = (job[0], job[1].load(), *job[2:])
-    return cluster_electrode(*job)
+    result = cluster_electrode(*job)
+    del job
+    release_memory()  # a worker clusters many electrodes: what one freed must not stay resident
+    return result
 
 
 def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:

@@ -20,6 +20,15 @@ import numpy as np
 READ_BLOCK_ROWS = 1 << 17
 
 
+def _integers(values, name: str) -> np.ndarray:
+    a = np.asarray(values)
+    if a.dtype.kind not in "iu":
+        if a.size and not np.array_equal(a, np.round(a)):
+            raise ValueError(f"{name} must hold integers")
+        a = a.astype(np.int64)
+    return a
+
+
 def dataset_name(electrode: int) -> str:
     """Name of electrode ``electrode``'s dataset in the waveform file."""
     return f"e{int(electrode)}"
@@ -45,8 +54,9 @@ class DiskWaveforms:
 
     def __init__(self, path, electrode, row, n_samples: int):
         self.path = Path(path)
-        self.electrode = np.asarray(electrode, dtype=np.int32)
-        self.row = np.asarray(row, dtype=np.int32) if np.max(row, initial=0) < 2**31 else np.asarray(row, np.int64)
+        # any integer arrays, not copied (detection's spikes share their electrode array with it)
+        self.electrode = _integers(electrode, "electrode")
+        self.row = _integers(row, "row")
         if self.electrode.shape != self.row.shape or self.electrode.ndim != 1:
             raise ValueError(f"electrode {self.electrode.shape} and row {self.row.shape} must be 1-D and equal")
         self.n_samples = int(n_samples)
@@ -109,6 +119,11 @@ class DiskWaveforms:
         el = self.electrode[positions]
         order = np.argsort(el, kind="stable")
         bounds = np.flatnonzero(np.diff(el[order])) + 1
+        if not self.path.is_file():
+            from ..errors import SpikevaeError
+
+            raise SpikevaeError(f"{self.path}: the spikes' waveform file is gone (was its run folder removed?); "
+                                "keep the run folder while the spikes are used, or call spikes.in_memory() first")
         with h5py.File(self.path, "r") as f:
             for part in np.split(order, bounds):
                 ds = f[dataset_name(int(el[part[0]]))]
