@@ -199,6 +199,26 @@ def test_overlapping_pair_yields_both_spikes():
     assert len(extra_t) <= n_ov + 10  # isolated spikes do not produce extra spikes
 
 
+def test_overlap_residuals_in_blocks_give_the_same_sorting(monkeypatch):
+    """Long electrodes compute the single-template residuals block by block (bounded memory): the
+    overlap step's labels and extra spikes are the same as in one block."""
+    import spikevae.cluster.overlap as overlap
+
+    rng = np.random.default_rng(8)
+    ta, tb = template(1.5, 0.3, 7), template(3.5, 0.6, 12)
+    w, lab = make_electrode(rng, [(ta, 10.0, 500), (tb, 7.0, 500)])
+    tb_shift = np.zeros(L)
+    tb_shift[9:] = 7.0 * 10.0 * tb[:-9]
+    ov = 10.0 * 10.0 * ta[None] + tb_shift[None] + noise(rng, 40, 10.0)
+    spikes, _ = make_spikes([(np.concatenate([w, ov]), np.r_[lab, np.full(40, 2)])])
+    whole = sort(spikes)
+    monkeypatch.setattr(overlap, "RESIDUAL_BLOCK", 97)
+    blocks = sort(spikes)
+    np.testing.assert_array_equal(blocks.unit, whole.unit)
+    np.testing.assert_array_equal(blocks.sample_index, whole.sample_index)
+    assert whole.params["n_overlap_extra"] >= 30
+
+
 def test_electrodes_with_zero_one_or_few_spikes_and_unique_ids():
     rng = np.random.default_rng(9)
     big = make_electrode(rng, [(template(), 10.0, 300), (template(3.5, 0.6, 12), 8.0, 300)])

@@ -110,6 +110,10 @@ def composite_units(templates: np.ndarray, max_shift: int, min_pair_shift: int, 
     return out
 
 
+#: Spikes whose single-template residuals are computed at once.
+RESIDUAL_BLOCK = 8192
+
+
 def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarray, fs: float, cfg,
                      whitener: np.ndarray | None = None, batch: int = 32) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Find overlapping pairs on one electrode.
@@ -152,11 +156,18 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
     bank, row_unit, row_shift = shifted_bank(templates, max_shift)
     bank = bank @ w.T
     energy = (bank**2).sum(1)
-    x = wf.astype(np.float64) @ w.T
-    xx = (x**2).sum(1)
-    r1 = xx[:, None] - 2 * (x @ bank.T) + energy[None]
-    best1 = r1.argmin(1)
-    res1 = r1[np.arange(len(x)), best1]
+    n = wf.shape[0]
+    # best single template of every spike, in blocks of rows: the (spikes x templates x shifts) residuals of an
+    # hour-long electrode would take hundreds of MB at once (one block: the same arithmetic as before)
+    x = wf.astype(np.float64) @ w.T if n <= RESIDUAL_BLOCK else None
+    xx, best1, res1 = np.empty(n), np.empty(n, np.int64), np.empty(n)
+    for a in range(0, n, RESIDUAL_BLOCK):
+        xb = x[a:a + RESIDUAL_BLOCK] if x is not None else wf[a:a + RESIDUAL_BLOCK].astype(np.float64) @ w.T
+        xx[a:a + xb.shape[0]] = (xb**2).sum(1)
+        r1 = xx[a:a + xb.shape[0], None] - 2 * (xb @ bank.T) + energy[None]
+        best1[a:a + xb.shape[0]] = r1.argmin(1)
+        res1[a:a + xb.shape[0]] = r1[np.arange(xb.shape[0]), best1[a:a + xb.shape[0]]]
+        del r1, xb
     cand = np.flatnonzero(res1 > length + cfg.min_excess * np.sqrt(2 * length))
     if cand.size == 0:
         return labels, none, none
@@ -168,7 +179,7 @@ def resolve_overlaps(wf: np.ndarray, sample_index: np.ndarray, labels: np.ndarra
     extra_t, extra_u = [], []
     for start in range(0, cand.size, batch):
         idx = cand[start:start + batch]
-        c = x[idx] @ bank.T
+        c = (x[idx] if x is not None else wf[idx].astype(np.float64) @ w.T) @ bank.T
         a, b, cost = _best_pairs(c, energy, gram, same_unit, n_first=16)
         res2 = xx[idx] + cost
         for i, ra, rb, r2 in zip(idx, a, b, res2):
