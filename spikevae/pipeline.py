@@ -371,7 +371,9 @@ def units_table(sorting: Sorting, spikes: Spikes, duration_s: float, positions_u
     from .recording import electrode_positions
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
-    spike_of = _match_spikes(sorting, spikes)  # each sorted spike's detected spike, or -1 (overlap extras)
+    from .quality.compute import match_spikes
+
+    spike_of = match_spikes(spikes, sorting)  # each sorted spike's detected spike, or -1 (overlap extras)
     ids = sorting.unit_electrode()
     order = np.argsort(sorting.unit, kind="stable")
     lo = np.searchsorted(sorting.unit[order], list(ids), side="left")
@@ -386,20 +388,6 @@ def units_table(sorting: Sorting, spikes: Spikes, duration_s: float, positions_u
                      "x_um": float(pos[e, 0]), "y_um": float(pos[e, 1]), "n_spikes": n,
                      "firing_rate_hz": round(n / max(duration_s, 1e-9), 4), "amplitude_uv": round(amp, 2)})
     return rows
-
-
-def _match_spikes(sorting: Sorting, spikes: Spikes) -> np.ndarray:
-    """For each spike of ``sorting``, the index of the detected spike at the same sample and electrode
-    (-1 where there is none), by one sort and a binary search (memory linear, no Python per spike)."""
-    n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
-    keys = spikes.sample_index * n_el + spikes.electrode
-    order = np.argsort(keys, kind="stable")
-    sk = keys[order]
-    q = sorting.sample_index * n_el + sorting.electrode
-    at = np.clip(np.searchsorted(sk, q, side="right") - 1, 0, max(sk.size - 1, 0))  # the last, as a dict kept
-    if sk.size == 0:
-        return np.full(q.size, -1, dtype=np.int64)
-    return np.where(sk[at] == q, order[at], -1)
 
 
 def write_csv(path, rows: list[dict]) -> None:
