@@ -149,9 +149,13 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     groups = [np.flatnonzero(spikes.electrode == e) for e in electrodes]
     white = _whiteners(spikes, config)
     noise = _noise_class(spikes, embedding, config, groups, electrodes)
-    jobs = [(x[g], peak[g] if spikes.group_channels is not None else _electrode_waveforms(spikes, g, e),
-             spikes.sample_index[g], peak_index, spikes.fs, config, (config.seed, int(e)),
-             white.get(int(e)), *noise.get(int(e), (None, None))) for e, g in zip(electrodes, groups)]
+    def job(i: int) -> tuple:  # built when submitted: the job list holds no copy of the features
+        e, g = electrodes[i], groups[i]
+        return (x[g], peak[g] if spikes.group_channels is not None else _electrode_waveforms(spikes, g, e),
+                spikes.sample_index[g], peak_index, spikes.fs, config, (config.seed, int(e)),
+                white.get(int(e)), *noise.get(int(e), (None, None)))
+
+    jobs = _LazyJobs(job, len(electrodes))
     t0 = time.perf_counter()
     results = _run_jobs(jobs, config.n_jobs, progress)
     return _assemble(spikes, config, electrodes, groups, results, time.perf_counter() - t0)
@@ -184,6 +188,21 @@ def _whiteners(spikes: Spikes, config) -> dict:
 
     sigma = np.maximum(spikes.noise_uv.astype(np.float64), 1e-6)
     return {e: w * sigma[e] for e, w in noise_whitener(spikes).items()}
+
+
+class _LazyJobs:
+    """A sequence whose i-th item is built by ``make(i)`` when asked for."""
+
+    def __init__(self, make, n: int):
+        self.make, self.n = make, n
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.make(i)
 
 
 class _ScaledRows:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import multiprocessing
+from collections import deque
 from typing import Callable, Iterator, Sequence
 
 #: The Dask executor of the current context (set by :func:`dask_executor`), or None.
@@ -102,7 +103,8 @@ def map_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = Fal
     fn : callable
         A module-level function (it is pickled by reference for worker processes).
     jobs : sequence
-        One argument of ``fn`` per job.
+        One argument of ``fn`` per job (any object with ``len`` and indexing: a lazy sequence builds
+        each job when it is submitted).
     n_jobs : int, default 1
         Local worker processes when no Dask executor is active (1 = this process).
     spawn : bool, default False
@@ -117,20 +119,28 @@ def map_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = Fal
     list
         The results, in the order of ``jobs``.
     """
-    jobs = list(jobs)
     ex = current_dask_executor()
     if ex is not None and len(jobs) > 1:
-        return ex.map(fn, jobs)
+        return ex.map(fn, list(jobs))
     if n_jobs > 1 and len(jobs) > 1:
         from .pool import worker_pool
 
+        # a bounded window of jobs in flight, each built (jobs[i]) only when it is submitted: a lazy
+        # sequence of jobs then never holds every job's data at once
+        out, window = [], 2 * int(n_jobs)
         with allow_children(), worker_pool(n_jobs, spawn=spawn) as pool:
-            return list(pool.map(fn, jobs))
+            pending = deque(pool.submit(fn, jobs[i]) for i in range(min(window, len(jobs))))
+            for i in range(window, len(jobs) + window):
+                out.append(pending.popleft().result())
+                if i < len(jobs):
+                    pending.append(pool.submit(fn, jobs[i]))
+        return out
+    order = range(len(jobs))
     if progress:
         from tqdm import tqdm
 
-        jobs = tqdm(jobs, desc=desc, unit=unit)
-    return [fn(j) for j in jobs]
+        order = tqdm(order, desc=desc, unit=unit)
+    return [fn(jobs[i]) for i in order]
 
 
 @contextlib.contextmanager
