@@ -46,13 +46,22 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     """
     n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
     key_sp = spikes.sample_index * n_el + spikes.electrode
-    key_so = sorting.sample_index * n_el + sorting.electrode
-    if key_sp.size == 0:
-        return np.full(key_so.shape, -1, dtype=np.int64)
-    order = np.argsort(key_sp, kind="stable")
-    pos = np.minimum(np.searchsorted(key_sp[order], key_so), order.size - 1)
-    found = key_sp[order][pos] == key_so
-    return np.where(found, order[pos], -1).astype(np.int64)
+    n = key_sp.size
+    if n == 0:
+        return np.full(sorting.sample_index.shape, -1, dtype=np.int64)
+    # a run's own sorting starts with the detected spikes in their order: those need no search
+    head = (sorting.sample_index.size >= n and np.array_equal(sorting.sample_index[:n], spikes.sample_index)
+            and np.array_equal(sorting.electrode[:n], spikes.electrode))
+    start = n if head else 0
+    key_so = sorting.sample_index[start:] * n_el + sorting.electrode[start:]
+    if np.all(key_sp[1:] > key_sp[:-1]):  # detection's order: already sorted, no sorted copy
+        pos = np.minimum(np.searchsorted(key_sp, key_so), n - 1)
+        rest = np.where(key_sp[pos] == key_so, pos, -1).astype(np.int64)
+    else:
+        order = np.argsort(key_sp, kind="stable")
+        pos = np.minimum(np.searchsorted(key_sp[order], key_so), n - 1)
+        rest = np.where(key_sp[order][pos] == key_so, order[pos], -1).astype(np.int64)
+    return np.concatenate([np.arange(n, dtype=np.int64), rest]) if head else rest
 
 
 def _groups(values: np.ndarray) -> dict[int, np.ndarray]:
