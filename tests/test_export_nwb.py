@@ -8,7 +8,6 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pytest
 
@@ -21,7 +20,7 @@ from spikevae.exports.nwb import (  # noqa: E402
     UNKNOWN_SUBJECT, blackrock_time_origin, export_nwb, label_columns, session_start_time, waveform_stats,
 )
 from spikevae.objects import Sorting  # noqa: E402
-from spikevae.store import load_run_info, load_spikes, store_path  # noqa: E402
+from spikevae.store import load_run_info, load_spikes  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_data" / "sample.ns5"

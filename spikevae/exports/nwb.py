@@ -335,18 +335,6 @@ def add_electrodes(nwbfile, rec_info: dict, config: dict, group_labels: list[str
 
 
 # -- units -----------------------------------------------------------------------------------
-def _spike_rows(sp_sample: np.ndarray, sp_elec: np.ndarray, sorting: Sorting) -> np.ndarray:
-    """Row of the run store's spikes of each spike of ``sorting`` (-1: none), matched on (sample, electrode)."""
-    n_el = int(max(sp_elec.max(initial=0), sorting.electrode.max(initial=0))) + 1
-    key_sp = sp_sample * n_el + sp_elec
-    key_so = sorting.sample_index * n_el + sorting.electrode
-    if key_sp.size == 0:
-        return np.full(key_so.shape, -1, np.int64)
-    order = np.argsort(key_sp, kind="stable")
-    pos = np.minimum(np.searchsorted(key_sp[order], key_so), order.size - 1)
-    return np.where(key_sp[order][pos] == key_so, order[pos], -1).astype(np.int64)
-
-
 def waveform_stats(spikes: Spikes, sorting: Sorting, unit_ids: np.ndarray,
                    block: int = BLOCK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean and SD (µV) of each unit's waveforms, read ``block`` rows at a time.
@@ -367,7 +355,9 @@ def waveform_stats(spikes: Spikes, sorting: Sorting, unit_ids: np.ndarray,
         Spikes with a waveform per unit.
     """
     wf = spikes.waveforms
-    rows = _spike_rows(spikes.sample_index, spikes.electrode, sorting)
+    from ..quality.compute import match_spikes
+
+    rows = match_spikes(spikes, sorting)
     unit_of_row = np.full(wf.shape[0], -1, np.int64)
     keep = (rows >= 0) & (sorting.unit >= 0)
     unit_of_row[rows[keep]] = np.searchsorted(unit_ids, sorting.unit[keep])
