@@ -64,10 +64,16 @@ def _data_images(text: str) -> list[str]:
     return re.findall(r'<img alt="[^"]*" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
 
 
+def _figures(text: str) -> list[dict]:
+    """The data of the electrode figures the page draws (spikevae.report.plots)."""
+    return [json.loads(t) for t in re.findall(r'<div class="fig" data-alt="[^"]*"><script type="application/json">'
+                                              r'(.*?)</script>', text)]
+
+
 def test_report_has_every_section_and_no_external_resource(report_path):
     text = report_path.read_text()
-    # electrodes with spikes + overview + training curves + ground-truth figure
-    assert len(_data_images(text)) == N_EL + 3
+    # overview + training curves + ground-truth figure; a figure drawn by the page per electrode with units
+    assert len(_data_images(text)) == 3 and len(_figures(text)) == N_EL
     for anchor in ("summary", "comparison", "training", "units", "overview", "el-0", "el-2"):
         assert f"id='{anchor}'" in text or f'id="{anchor}"' in text
     assert 'id="el-3"' not in text  # the dead electrode has no section, only a grid cell
@@ -87,7 +93,7 @@ def test_report_without_optional_parts(run, tmp_path):
     ctx = ReportContext(spikes=spikes, sortings={"pca": sortings["pca"]})
     text = render(ctx)
     assert "VAE training" not in text and "Ground truth" not in text
-    assert len(_data_images(text)) == N_EL + 1
+    assert len(_data_images(text)) == 1 and len(_figures(text)) == N_EL
     assert ctx.duration_s == pytest.approx((sortings["pca"].sample_index.max() + 1) / spikes.fs)
 
 
@@ -162,11 +168,13 @@ def test_report_renders_in_headless_chromium(report_path, tmp_path):
     if _chromium() is None:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     path = report_path
-    res = _chrome(["--virtual-time-budget=5000", "--dump-dom", f"{path.as_uri()}?sort=-snr"], tmp_path)
+    res = _chrome(["--virtual-time-budget=5000", "--dump-dom", f"{path.as_uri()}?sort=-snr&draw=all"], tmp_path)
     dom = res.stdout
     assert 'data-ready="1"' in dom, res.stderr[-2000:]  # the inline script ran to its end
     assert re.search(r'<pre id="js-errors"></pre>', dom), "a script error was reported"
-    assert len(_data_images(dom)) == N_EL + 3
+    # ?draw=all: every electrode figure drawn from its data and kept as a PNG image beside it.
+    assert len(_data_images(dom)) == N_EL + 3 and dom.count('data-drawn="1"') == N_EL
+    _check_drawn_figures(dom)
     # ?sort=-snr sorted the first units table by SNR, descending, in the browser.
     table = dom.split('id="units-pca"')[1].split("</table>")[0]
     snr_col = 5  # unit, channel_id, n_spikes, firing_rate_hz, amplitude_uv, snr
@@ -184,6 +192,27 @@ def test_report_renders_in_headless_chromium(report_path, tmp_path):
     bad, good = re.findall(r'<tr class="bad"([^>]*)>', dom), re.findall(r'<tr class="good"([^>]*)>', dom)
     assert len(bad) >= N_EL and all('style="display: none;"' in a for a in bad)
     assert good and not any("display" in a for a in good)
+
+
+def _check_drawn_figures(dom: str) -> None:
+    """Each drawn figure has the size its layout gives (cells of 216 x 154 CSS px under a 26-px title, at 1.5-2 device
+    pixels per CSS pixel) and shows, in its first waveform panel, the colour of the first unit."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    drawn = re.findall(r'<div class="fig" data-alt="([^"]*)"[^>]*><script type="application/json">(.*?)</script>'
+                       r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
+    assert len(drawn) == N_EL
+    for alt, data, img_alt, b64 in drawn:
+        fig = json.loads(data)
+        im = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB")).astype(int)
+        scale = im.shape[1] / (216 * fig["cols"])
+        assert alt == img_alt and 1.5 <= scale <= 2 and im.shape[0] == round((26 + 154 * fig["rows"]) * scale)
+        panel = im[int(44 * scale):int(150 * scale), int(42 * scale):int(206 * scale)]  # first waveform plot box
+        blue = np.abs(panel - np.array([0x1F, 0x77, 0xB4])).sum(axis=2) < 40
+        assert blue.sum() > 50 and im.std() > 20
 
 
 # --- real Blackrock spikes ------------------------------------------------------------------
@@ -213,7 +242,7 @@ def test_report_of_real_utah_nev_spikes(shared_data, tmp_path):
     path = write_report(tmp_path / "report.html", ctx)
     elapsed = time.perf_counter() - t0
     text = path.read_text()
-    assert len(_data_images(text)) == 96 + 1 and text.count('<section class="el') == 96
+    assert len(_data_images(text)) == 1 and len(_figures(text)) == 96 and text.count('<section class="el') == 96
     assert path.stat().st_size < 15e6 and elapsed < 60
 
 
@@ -223,7 +252,7 @@ def test_report_of_a_sorting_without_units(run):
     empty = Sorting(s.sample_index, s.electrode, np.full(s.unit.shape, -1), s.fs)
     text = render(ReportContext(spikes=spikes, sortings={"pca": empty}))
     # No electrode has a unit: no electrode section, one line naming them all (collapsed), the overview only.
-    assert text.count('<section class="el') == 0 and len(_data_images(text)) == 1
+    assert text.count('<section class="el') == 0 and len(_data_images(text)) == 1 and not _figures(text)
     line = re.search(r'<p id="no-units">(.*?)</p>', text).group(1)
     n_spikes = [int((s.electrode == e).sum()) for e in range(N_EL)]
     assert line == (f"Electrodes without pca units ({N_EL + 1}): no spikes: {spikes.channel_ids[N_EL]}; only unsorted "
@@ -298,7 +327,8 @@ def test_report_collapses_electrodes_without_units_and_places_the_grid(run):
                    config={"detect": {"threshold": 4.0}})
     text = render(ctx)
     assert re.findall(r'<section class="el[^"]*" id="el-(\d+)"', text) == ["0", "2"]  # panels = electrodes with units
-    assert len(_data_images(text)) == 2 + 1
+    assert len(_data_images(text)) == 1 and [f["title"] for f in _figures(text)] == [
+        f"electrode {spikes.channel_ids[e]} (threshold {4.0 * spikes.noise_uv[e]:.0f} µV dashed)" for e in (0, 2)]
     n1 = int((spikes.electrode == 1).sum())
     assert re.search(r'<p id="no-units">(.*?)</p>', text).group(1) == (
         f"Electrodes without pca units (2): no spikes: {spikes.channel_ids[3]}; "

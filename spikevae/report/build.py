@@ -11,6 +11,7 @@ from .artefacts import artefact_section
 from . import correlograms as cg
 from . import figures as fg
 from . import html as hp
+from . import plots
 from .context import ReportContext, context_from_result, spike_labels
 from .layout import grid_cells
 
@@ -77,7 +78,7 @@ def lookalike_pairs(means: list[np.ndarray], max_pairs: int) -> list[tuple[int, 
 def electrode_inputs(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[dict], labels: dict, metrics: dict,
                      unit_times: dict, rng: np.random.Generator, t_ms: np.ndarray, refractory_ms: float,
                      max_unit_panels: int = 6):
-    """Arguments of :func:`figures.electrode` for electrode ``e``, and its overview panel (unit means)."""
+    """Arguments of :func:`plots.electrode_figure` for electrode ``e``, and its overview panel (unit means)."""
     sp, main = ctx.spikes, ctx.main_method
     lab = labels[main][idx]
     units = []
@@ -107,8 +108,9 @@ def electrode_inputs(ctx: ReportContext, e: int, idx: np.ndarray, rows: list[dic
             detection_threshold_uv(ctx, e), max_unit_panels), panel
 
 
-def electrode_html(ctx: ReportContext, e: int, n_spikes: int, rows: list[dict], metrics: dict, png: bytes) -> str:
-    """The section of electrode ``e``: its figure, its units table, the other methods' unit counts."""
+def electrode_html(ctx: ReportContext, e: int, n_spikes: int, rows: list[dict], metrics: dict, figure: dict) -> str:
+    """The section of electrode ``e``: its figure (data of :func:`plots.electrode_figure`, drawn by the
+    page), its units table, the other methods' unit counts."""
     main, label = ctx.main_method, str(ctx.spikes.channel_ids[e])
     others = "; ".join(f"{m}: {sum(r['electrode'] == e for r in metrics[m])} units "
                        f"({sum(r['good'] for r in metrics[m] if r['electrode'] == e)} good)"
@@ -119,7 +121,7 @@ def electrode_html(ctx: ReportContext, e: int, n_spikes: int, rows: list[dict], 
         for k, r in enumerate(rows)) + "</table>"
     cls = "el" if any(r["good"] for r in rows) else "el no-good"
     return (f'<section class="{cls}" id="el-{e}"><h3>Electrode {hp.esc(label)}: {n_spikes} spikes, '
-            f'{len(rows)} {hp.esc(main)} units</h3>{hp.img(png, f"electrode {label}")}{table}'
+            f'{len(rows)} {hp.esc(main)} units</h3>{plots.figure_html(figure, f"electrode {label}")}{table}'
             + (f"<p>{hp.esc(others)}</p>" if others else "") + "</section>")
 
 
@@ -141,22 +143,6 @@ def collapsed_electrodes_html(ctx: ReportContext, groups: dict, with_units: set)
         [f"only unsorted spikes: {', '.join(unsorted)}"] if unsorted else [])
     return (f'<p id="no-units">Electrodes without {hp.esc(ctx.main_method)} units '
             f'({len(silent) + len(unsorted)}): {hp.esc("; ".join(parts))}</p>')
-
-
-def _electrode_png(args: tuple) -> bytes:
-    return fg.electrode(*args)
-
-
-def render_electrode_figures(inputs: list[tuple], n_jobs: int = 1) -> list[bytes]:
-    """PNG of each electrode figure, in worker processes when ``n_jobs`` > 1 (same bytes either way)."""
-    if n_jobs <= 1 or len(inputs) < 2:
-        return [_electrode_png(a) for a in inputs]
-    from ..execution.pool import worker_pool
-
-    # "spawn": forking a process that already runs torch or BLAS threads can deadlock; the pool's
-    # workers die with this process (a killed run leaves none behind).
-    with worker_pool(n_jobs, spawn=True) as pool:
-        return list(pool.map(_electrode_png, inputs, chunksize=max(1, len(inputs) // (4 * n_jobs))))
 
 
 def render(ctx: ReportContext) -> str:
@@ -184,11 +170,8 @@ def render(ctx: ReportContext) -> str:
         inputs.append(args)
         panels.append(panel)
         nav[e] = {"n_units": len(rows), "n_good": sum(r["good"] for r in rows)}
-    t0 = time.perf_counter()
-    pngs = render_electrode_figures(inputs, ctx.jobs)
-    log.debug("report: %d electrode figures in %.1f s (%d jobs)", len(pngs), time.perf_counter() - t0, ctx.jobs)
-    sections = [electrode_html(ctx, e, groups[e].size, rows_by_el[e], metrics, png)
-                for e, png in zip(sorted(nav), pngs)]
+    sections = [electrode_html(ctx, e, groups[e].size, rows_by_el[e], metrics, plots.electrode_figure(*args))
+                for e, args in zip(sorted(nav), inputs)]
     cells, physical = grid_cells(ctx.recording_info.get("positions_um"), sp.n_electrodes)
     return hp.page(ctx.title, "\n".join(_head(ctx, metrics, qcfg) + [
         hp.overview_section(ctx, nav, cells, physical, fg.overview(panels, t_ms, cells)),

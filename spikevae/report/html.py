@@ -1,4 +1,4 @@
-"""The self-contained HTML report: one file, figures as base64 PNG, a little inline JS, no network.
+"""The self-contained HTML report: one file, figures as base64 PNG or as data that its inline JS draws, no network.
 
 Sections: run summary, PCA vs VAE comparison (with ground-truth scores when given), VAE
 training curves, sortable units tables, the electrode overview in the array's layout, one
@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from . import figures as fg
+from . import plots
 
 TABLE_COLUMNS = ("unit", "channel_id", "n_spikes", "firing_rate_hz", "amplitude_uv", "snr", "isi_violations_ratio",
                  "rp_contamination", "sliding_rp_violation", "presence_ratio", "amplitude_cutoff", "noise_cutoff",
@@ -35,7 +36,7 @@ td.l,th.l{text-align:left}tr.good td.g{color:#1a7f37;font-weight:600}tr.bad td.g
 .grid a.has-good{background:#e8f5e9}.grid span{display:block;border:1px solid #eee;padding:2px;color:#aaa;text-align:center}
 section.el{border-top:1px solid #eee;padding-top:.4em;margin-top:.8em}pre{background:#f7f7f7;padding:.6em;font-size:11px;overflow:auto;max-height:400px}
 #js-errors{color:#b42318}label.filter{background:#eef6ee;padding:1px 6px;border-radius:3px;cursor:pointer}
-.grid a.no-good{background:#fafafa}
+.grid a.no-good{background:#fafafa}div.fig{width:100%}div.fig img{width:100%;display:block}
 """
 
 #: The good-unit filter: hides not-good unit rows, electrode sections without a good unit and their grid links.
@@ -67,7 +68,6 @@ function goodOnly(on){
 (function(){var cb=document.getElementById('good-only');if(!cb){return;}
   cb.addEventListener('change',function(){goodOnly(cb.checked);});
   if(/[?&]good=1/.test(window.location.search)){cb.checked=true;goodOnly(true);}})();
-document.body.setAttribute('data-ready','1');
 """
 
 
@@ -236,4 +236,5 @@ def overview_section(ctx, per_electrode: dict, cells: np.ndarray, physical: bool
 def page(title: str, body: str) -> str:
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>'
-            f'<body><pre id="js-errors"></pre>{body}<script>{JS}</script></body></html>')
+            f'<body><pre id="js-errors"></pre>{body}<script>{JS}</script><script>{plots.script()}</script>'
+            "<script>document.body.setAttribute('data-ready','1');</script></body></html>")
