@@ -265,3 +265,17 @@ def test_sorting_without_units(units, tmp_path):
     csv_path, json_path = write_metrics(tmp_path, [])
     assert csv_path.read_text().splitlines() == [",".join(METRIC_COLUMNS)]
     assert json.loads(json_path.read_text())["units"] == []
+
+
+def test_nearest_neighbours_exclude_each_spike_itself_even_among_duplicates():
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(400, 3))
+    ref = NearestNeighbors(n_neighbors=5).fit(x).kneighbors(return_distance=False)
+    assert np.array_equal(iso._neighbours(x, 5), ref)
+    dup = np.repeat(x[:50], 8, axis=0)  # 8 copies of each point: every neighbour is at distance 0
+    idx = iso._neighbours(dup, 5)
+    assert idx.shape == (400, 5) and not (idx == np.arange(400)[:, None]).any()
+    assert (idx // 8 == np.arange(400)[:, None] // 8).all()  # its own copies, not itself
+    assert all(len(set(r)) == 5 for r in idx.tolist())
