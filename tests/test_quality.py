@@ -279,3 +279,26 @@ def test_nearest_neighbours_exclude_each_spike_itself_even_among_duplicates():
     assert idx.shape == (400, 5) and not (idx == np.arange(400)[:, None]).any()
     assert (idx // 8 == np.arange(400)[:, None] // 8).all()  # its own copies, not itself
     assert all(len(set(r)) == 5 for r in idx.tolist())
+
+
+def test_silhouette_in_blocks_is_the_whole_computation(monkeypatch):
+    rng = np.random.default_rng(4)
+    own, cents = rng.normal(size=(1000, 4)), rng.normal(3, 1, size=(6, 4))
+    whole = iso.simplified_silhouette(own, cents)
+    monkeypatch.setattr(iso, "SILHOUETTE_BLOCK", 7)
+    assert iso.simplified_silhouette(own, cents) == whole
+    dist = np.linalg.norm(own[:, None] - cents[None], axis=2)  # the definition, all at once
+    a, b = np.linalg.norm(own - own.mean(0), axis=1), dist[:, np.argmin(dist.mean(0))]
+    assert whole == pytest.approx(np.mean((b - a) / np.maximum(a, b)))
+
+
+def test_group_indices_are_stable_int32_groups_of_each_value():
+    from spikevae.quality import group_indices
+
+    rng = np.random.default_rng(5)
+    for values in (rng.integers(-1, 40, 5000), rng.integers(0, 3, 100) * 10**6, rng.integers(-2**40, 2**40, 300)):
+        groups = group_indices(values)
+        assert list(groups) == sorted(set(values.tolist()))
+        for v, idx in groups.items():
+            assert idx.dtype == np.int32 and np.array_equal(idx, np.flatnonzero(values == v))
+    assert group_indices(np.zeros(0, np.int64)) == {}

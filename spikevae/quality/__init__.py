@@ -5,9 +5,9 @@ refractory violations), ``amplitude`` (SNR, amplitude and noise cutoffs) and ``i
 (isolation distance, L-ratio, d', silhouette, nearest-neighbour rates); ``labels`` holds the
 good-label presets. Each kernel's docstring cites its source.
 """
-from .compute import METRIC_COLUMNS, compute_metrics, electrode_space, match_spikes
+from .compute import METRIC_COLUMNS, compute_metrics, electrode_space, group_indices, match_spikes
 from .io import write_metrics
 from .labels import PRESETS, describe_preset, failed_rules, is_good
 
-__all__ = ["compute_metrics", "write_metrics", "match_spikes", "electrode_space", "METRIC_COLUMNS",
+__all__ = ["compute_metrics", "write_metrics", "match_spikes", "group_indices", "electrode_space", "METRIC_COLUMNS",
            "PRESETS", "describe_preset", "failed_rules", "is_good"]

@@ -64,11 +64,34 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     return np.concatenate([np.arange(n, dtype=np.int64), rest]) if head else rest
 
 
-def _groups(values: np.ndarray) -> dict[int, np.ndarray]:
-    """Indices of each distinct value (sorted by value, stable within a value)."""
-    order = np.argsort(values, kind="stable")
+def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
+    """Indices of each distinct value of an integer array (ascending values; indices ascending within one).
+
+    The indices are int32 while they fit (half the memory of int64: on hours of recording these
+    index every spike); small-range values are sorted as int16 (a radix sort).
+    """
+    values = np.asarray(values)
+    if values.size == 0:
+        return {}
+    lo, hi = int(values.min()), int(values.max())
+    key = values
+    if hi - lo < 2**15:
+        key = np.empty(values.shape, np.int16)
+        np.subtract(values, lo, out=key, casting="unsafe")
+    order = np.argsort(key, kind="stable")
+    if values.size < 2**31:
+        order = order.astype(np.int32)
+    if hi - lo < 2**15:
+        counts = np.bincount(key, minlength=hi - lo + 1)
+        uniq = np.flatnonzero(counts)
+        bounds = np.cumsum(counts[uniq])[:-1]
+        return {int(u) + lo: idx for u, idx in zip(uniq, np.split(order, bounds))}
     uniq, starts = np.unique(values[order], return_index=True)
     return {int(u): idx for u, idx in zip(uniq, np.split(order, starts[1:]))}
+
+
+def _fits_int32(x: np.ndarray) -> bool:
+    return x.size == 0 or (int(x.min()) >= -(2**31) and int(x.max()) < 2**31)
 
 
 def _train_metrics(times: np.ndarray, fs: float, n_samples: int, duration_s: float, cfg: QualityConfig) -> dict:
@@ -179,13 +202,14 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     fs = float(sorting.fs)
     n_samples = int(round(duration_s * fs))
     match = match_spikes(spikes, sorting)
-    spike_unit = np.full(spikes.n_spikes, -1, dtype=np.int64)
+    spike_unit = np.full(spikes.n_spikes, -1, dtype=np.int32 if _fits_int32(sorting.unit) else np.int64)
     hit = match >= 0
     spike_unit[match[hit]] = sorting.unit[hit]
+    del hit
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
     rows: dict[int, dict] = {}
-    for u, sel in _groups(sorting.unit).items():
+    for u, sel in group_indices(sorting.unit).items():
         if u < 0:
             continue
         e = int(np.bincount(sorting.electrode[sel]).argmax())
@@ -197,7 +221,7 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
         rows[u] |= _train_metrics(times, fs, n_samples, duration_s, config)
         rows[u] |= _amplitude_metrics(spikes, idx, e, config)
 
-    for e, idx in _groups(spikes.electrode).items():
+    for e, idx in group_indices(spikes.electrode).items():
         units = sorted({int(u) for u in np.unique(spike_unit[idx]) if u >= 0 and rows.get(int(u), {}).get("electrode") == e})
         if not units:
             continue

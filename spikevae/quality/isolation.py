@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Spikes whose distances to the other centroids are computed at once (simplified silhouette).
+SILHOUETTE_BLOCK = 8192
+
 
 def electrode_pca(x: np.ndarray, n_components: int) -> np.ndarray:
     """Project the rows of ``x`` on their first principal components.
@@ -114,7 +117,10 @@ def simplified_silhouette(own: np.ndarray, other_centroids: np.ndarray) -> float
     if own.shape[0] == 0 or other_centroids.shape[0] == 0:
         return float("nan")
     a = np.linalg.norm(own - own.mean(axis=0), axis=1)
-    dist = np.linalg.norm(own[:, None, :] - other_centroids[None, :, :], axis=2)
+    # distances to every centroid, a block of spikes at a time (a whole hour-long unit against
+    # 20 centroids would hold n x 20 x d values at once)
+    dist = np.concatenate([np.linalg.norm(own[i:i + SILHOUETTE_BLOCK, None, :] - other_centroids[None, :, :], axis=2)
+                           for i in range(0, own.shape[0], SILHOUETTE_BLOCK)])
     b = dist[:, np.argmin(dist.mean(axis=0))]
     m = np.maximum(a, b)
     return float(np.mean(np.divide(b - a, m, out=np.zeros_like(m), where=m > 0)))

@@ -47,12 +47,6 @@ def ensure_metrics(ctx: ReportContext) -> dict:
     return out
 
 
-def _groups(values: np.ndarray) -> dict[int, np.ndarray]:
-    order = np.argsort(values, kind="stable")
-    uniq, starts = np.unique(values[order], return_index=True)
-    return {int(u): idx for u, idx in zip(uniq, np.split(order, starts[1:]))}
-
-
 def _colour_index(lab: np.ndarray, units: list[int]) -> np.ndarray:
     ci = np.full(lab.shape, -1, dtype=np.int64)
     for k, u in enumerate(units):
@@ -146,32 +140,40 @@ def collapsed_electrodes_html(ctx: ReportContext, groups: dict, with_units: set)
 
 
 def render(ctx: ReportContext) -> str:
-    """The report page of ``ctx`` as one HTML string."""
+    """The report page of ``ctx`` as one HTML string.
+
+    Per-spike state is kept small for hours of recording: each method's label per detected
+    spike and the index groups are int32 (:func:`spike_labels`, :func:`group_indices`), unit
+    spike times are gathered per electrode when its figure is made, and each figure's inputs
+    are reduced to its compact data at once.
+    """
+    from ..quality import group_indices
+
     sp, main = ctx.spikes, ctx.main_method
     metrics = ensure_metrics(ctx)
     qcfg = quality_config(ctx)
     labels = {m: spike_labels(sp, s) for m, s in ctx.sortings.items()}
     s_main = ctx.sortings[main]
-    unit_times = {u: np.sort(s_main.sample_index[i]) for u, i in _groups(s_main.unit).items() if u >= 0}
+    unit_rows = group_indices(s_main.unit)
     rows_by_el: dict[int, list] = {}
     for r in metrics[main]:
         rows_by_el.setdefault(r["electrode"], []).append(r)
     t_ms = (np.arange(sp.n_samples) - sp.peak_index) / sp.fs * 1000
     rng = np.random.default_rng(ctx.seed)
-    groups = _groups(sp.electrode)
-    inputs, panels, nav = [], [], {}
+    groups = group_indices(sp.electrode)
+    panels, nav, sections = [], {}, []
     for e in range(sp.n_electrodes):
         rows = rows_by_el.get(e, [])
         if e not in groups or not rows:
             panels.append({"label": str(sp.channel_ids[e]), "means": [], "good": []})
             continue
+        unit_times = {r["unit"]: np.sort(s_main.sample_index[unit_rows[r["unit"]]]) for r in rows
+                      if r["unit"] in unit_rows}
         args, panel = electrode_inputs(ctx, e, groups[e], rows, labels, metrics, unit_times, rng, t_ms,
                                        qcfg.refractory_ms)
-        inputs.append(args)
         panels.append(panel)
         nav[e] = {"n_units": len(rows), "n_good": sum(r["good"] for r in rows)}
-    sections = [electrode_html(ctx, e, groups[e].size, rows_by_el[e], metrics, plots.electrode_figure(*args))
-                for e, args in zip(sorted(nav), inputs)]
+        sections.append(electrode_html(ctx, e, groups[e].size, rows, metrics, plots.electrode_figure(*args)))
     cells, physical = grid_cells(ctx.recording_info.get("positions_um"), sp.n_electrodes)
     return hp.page(ctx.title, "\n".join(_head(ctx, metrics, qcfg) + [
         hp.overview_section(ctx, nav, cells, physical, fg.overview(panels, t_ms, cells)),

@@ -193,10 +193,12 @@ def context_from_result(result) -> ReportContext:
 
 
 def spike_labels(spikes: Spikes, sorting: Sorting) -> np.ndarray:
-    """Unit of each spike of ``spikes`` under ``sorting`` (-1: unsorted or absent)."""
+    """Unit of each spike of ``spikes`` under ``sorting`` (-1: unsorted or absent); int32 unless the ids need more."""
     from ..quality import match_spikes
 
     m = match_spikes(spikes, sorting)
-    lab = np.full(spikes.n_spikes, -1, dtype=np.int64)
-    lab[m[m >= 0]] = sorting.unit[m >= 0]
+    ok = m >= 0
+    wide = sorting.unit.size and (int(sorting.unit.max()) >= 2**31 or int(sorting.unit.min()) < -(2**31))
+    lab = np.full(spikes.n_spikes, -1, dtype=np.int64 if wide else np.int32)
+    lab[m[ok]] = sorting.unit[ok]
     return lab
