@@ -279,11 +279,9 @@ class Sorting:
 
     def unit_electrode(self) -> dict[int, int]:
         """Electrode of each unit (the most common electrode of its spikes)."""
-        order = np.argsort(self.unit, kind="stable")  # one sort, not a pass over every spike per unit
-        units = self.unit[order]
-        ids = self.unit_ids
-        lo, hi = np.searchsorted(units, ids, side="left"), np.searchsorted(units, ids, side="right")
-        return {int(u): int(np.bincount(self.electrode[order[a:b]]).argmax()) for u, a, b in zip(ids, lo, hi)}
+        from .quality.compute import group_indices  # one sort, not a pass over every spike per unit
+
+        return {u: int(np.bincount(self.electrode[sel]).argmax()) for u, sel in group_indices(self.unit).items() if u >= 0}
 
     def save_npz(self, path) -> None:
         """Write the public ``sorting.npz`` layout atomically (see README)."""

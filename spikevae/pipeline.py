@@ -371,19 +371,19 @@ def units_table(sorting: Sorting, spikes: Spikes, duration_s: float, positions_u
     from .recording import electrode_positions
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
-    from .quality.compute import match_spikes
+    from .quality.compute import group_indices, match_spikes
 
     spike_of = match_spikes(spikes, sorting)  # each sorted spike's detected spike, or -1 (overlap extras)
     ids = sorting.unit_electrode()
-    order = np.argsort(sorting.unit, kind="stable")
-    lo = np.searchsorted(sorting.unit[order], list(ids), side="left")
-    hi = np.searchsorted(sorting.unit[order], list(ids), side="right")
     rows = []
-    for (u, e), a, b in zip(ids.items(), lo, hi):
-        idx = spike_of[order[a:b]]
+    for u, sel in group_indices(sorting.unit).items():
+        if u < 0:
+            continue
+        e = ids[u]
+        idx = spike_of[sel]
         idx = idx[idx >= 0]
         amp = float(np.median(spikes.amplitude_uv[idx])) if idx.size else float("nan")
-        n = int(b - a)
+        n = int(sel.size)
         rows.append({"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]),
                      "x_um": float(pos[e, 0]), "y_um": float(pos[e, 1]), "n_spikes": n,
                      "firing_rate_hz": round(n / max(duration_s, 1e-9), 4), "amplitude_uv": round(amp, 2)})
