@@ -259,14 +259,6 @@ def test_report_of_a_sorting_without_units(run):
                     "spikes: " + ", ".join(f"{spikes.channel_ids[e]} ({n_spikes[e]} spikes)" for e in range(N_EL)))
 
 
-def test_parallel_figures_give_the_same_page(run):
-    spikes, sortings, emb = run
-    ctx = dict(spikes=spikes, sortings={"pca": sortings["pca"]}, embeddings={"pca": emb["pca"]})
-    serial = render(ReportContext(**ctx, n_jobs=1))
-    assert render(ReportContext(**ctx, n_jobs=2)) == serial
-    assert ReportContext(**ctx, config={"run": {"n_jobs": 3}}).jobs == 3
-
-
 # --- what a curator looks at (issue 11) -------------------------------------------------------
 
 def _brute_correlogram(t1, t2, fs, window_ms, bin_ms, auto):

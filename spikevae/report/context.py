@@ -58,8 +58,6 @@ class ReportContext:
         Spikes per electrode drawn in scatter plots (at most).
     seed : int
         Seed of those subsamples.
-    n_jobs : int, optional
-        Processes drawing the electrode figures (default: the configuration's ``run.n_jobs``, else 1).
     artefacts : Artefacts, optional
         The artefact events whose spikes were removed (:mod:`spikevae.artefacts`).
     """
@@ -78,7 +76,6 @@ class ReportContext:
     max_waveforms: int = 200
     max_points: int = 3000
     seed: int = 0
-    n_jobs: int | None = None
     artefacts: object = None
 
     def __post_init__(self) -> None:
@@ -101,14 +98,6 @@ class ReportContext:
             return d
         last = max([int(s.sample_index.max(initial=0)) for s in self.sortings.values()] + [0])
         return max(last + 1, 1) / float(self.spikes.fs)
-
-    @property
-    def jobs(self) -> int:
-        """Worker processes for the figures: ``n_jobs``, else the configuration's ``run.n_jobs``, else 1."""
-        if self.n_jobs is not None:
-            return max(1, int(self.n_jobs))
-        run = self.config.get("run") if isinstance(self.config, dict) else None
-        return max(1, int(run.get("n_jobs", 1))) if isinstance(run, dict) else 1
 
     @property
     def methods(self) -> list[str]:
