@@ -23,6 +23,9 @@ class QualityConfig:
     include_unsorted: bool = param(True, "count unsorted spikes (-1) of the electrode among the 'other' spikes of distance metrics")
     nn_neighbors: int = param(5, "neighbours of the nearest-neighbour hit/miss rates", low=1, high=50)
     nn_max_spikes: int = param(10000, "spikes per electrode used by the nearest-neighbour metrics (strided subsample beyond)", low=100)
+    isolation_max_spikes: int = param(50000, "spikes per electrode in the shared feature space of the distance metrics "
+                                      "(a regular subsample in time beyond: memory and time stay bounded on hours of "
+                                      "recording)", low=1000)
     amplitude_cutoff_bins: int = param(100, "histogram bins of the amplitude cutoff", low=10, high=2000)
     amplitude_cutoff_smoothing: float = param(3.0, "Gaussian smoothing of that histogram", unit="bins", low=0, high=50)
     amplitude_cutoff_min_ratio: float = param(5.0, "spikes per bin needed for the amplitude cutoff (NaN below)", low=0)

@@ -302,3 +302,24 @@ def test_group_indices_are_stable_int32_groups_of_each_value():
         for v, idx in groups.items():
             assert idx.dtype == np.int32 and np.array_equal(idx, np.flatnonzero(values == v))
     assert group_indices(np.zeros(0, np.int64)) == {}
+
+
+def test_metrics_of_large_electrodes_use_a_bounded_subsample_and_blockwise_means(monkeypatch):
+    import spikevae.quality.compute as qc
+
+    spikes, sorting = make_units(n_electrodes=1, units_per_electrode=3, duration_s=120.0, rate_hz=15.0, seed=2)
+    whole = {r["unit"]: r for r in compute_metrics(spikes, sorting, QualityConfig(), 120.0)}
+    monkeypatch.setattr(qc, "MEAN_BLOCK", 100)  # the SNR's mean summed block by block
+    seen = []
+    space = qc.electrode_space
+    monkeypatch.setattr(qc, "electrode_space", lambda sp, idx, *a: seen.append(idx.size) or space(sp, idx, *a))
+    cfg = QualityConfig()
+    set_value(cfg, "isolation_max_spikes", 1000)
+    part = {r["unit"]: r for r in compute_metrics(spikes, sorting, cfg, 120.0)}
+    assert seen == [1000] < [spikes.n_spikes]
+    for u, r in whole.items():
+        assert part[u]["snr"] == pytest.approx(r["snr"], rel=1e-9)
+        assert part[u]["n_spikes"] == r["n_spikes"] and part[u]["amplitude_cutoff"] == r["amplitude_cutoff"]
+        # well-separated units stay well separated on the regular subsample
+        assert part[u]["isolation_distance"] == pytest.approx(r["isolation_distance"], rel=0.3)
+        assert part[u]["nn_hit_rate"] > 0.95 and part[u]["d_prime"] == pytest.approx(r["d_prime"], rel=0.2)

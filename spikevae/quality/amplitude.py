@@ -17,9 +17,13 @@ def snr(waveforms: np.ndarray, noise_uv: float) -> float:
     noise_uv : float
         Noise standard deviation of the electrode, µV.
     """
-    if waveforms.shape[0] == 0 or noise_uv <= 0:
+    return snr_of_mean(waveforms.mean(axis=0, dtype=np.float64) if waveforms.shape[0] else None, noise_uv)
+
+
+def snr_of_mean(template: np.ndarray | None, noise_uv: float) -> float:
+    """:func:`snr` from the unit's mean waveform (None: no waveforms, NaN)."""
+    if template is None or noise_uv <= 0:
         return float("nan")
-    template = waveforms.mean(axis=0, dtype=np.float64)
     return float(np.abs(template).max() / noise_uv)
 
 

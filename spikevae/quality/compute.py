@@ -110,11 +110,26 @@ def _amplitude_metrics(spikes: Spikes, idx: np.ndarray, electrode: int, cfg: Qua
     return {
         "n_spikes_matched": int(idx.size),
         "amplitude_uv": float(np.median(a)) if a.size else float("nan"),
-        "snr": amp.snr(spikes.waveforms[idx], float(spikes.noise_uv[electrode])),
+        "snr": amp.snr_of_mean(_mean_waveform(spikes, idx), float(spikes.noise_uv[electrode])),
         "amplitude_cutoff": amp.amplitude_cutoff(a, cfg.amplitude_cutoff_bins, cfg.amplitude_cutoff_smoothing,
                                                  cfg.amplitude_cutoff_min_ratio),
         "noise_cutoff": amp.noise_cutoff(a),
     }
+
+
+#: Waveforms averaged at once for a unit's mean (a larger unit is summed block by block).
+MEAN_BLOCK = 65536
+
+
+def _mean_waveform(spikes: Spikes, idx: np.ndarray) -> np.ndarray | None:
+    """Mean (float64) of the waveforms ``idx``, read a block at a time; None when there are none."""
+    if idx.size == 0:
+        return None
+    if idx.size <= MEAN_BLOCK:
+        return spikes.waveforms[idx].mean(axis=0, dtype=np.float64)
+    total = sum(spikes.waveforms[idx[i:i + MEAN_BLOCK]].sum(axis=0, dtype=np.float64)
+                for i in range(0, idx.size, MEAN_BLOCK))
+    return total / idx.size
 
 
 def electrode_space(spikes: Spikes, idx: np.ndarray, n_components: int, features: np.ndarray | None = None) -> np.ndarray:
@@ -225,6 +240,8 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
         units = sorted({int(u) for u in np.unique(spike_unit[idx]) if u >= 0 and rows.get(int(u), {}).get("electrode") == e})
         if not units:
             continue
+        if idx.size > config.isolation_max_spikes:  # the same proportions of every unit, in a bounded space
+            idx = idx[np.linspace(0, idx.size - 1, config.isolation_max_spikes).astype(np.int64)]
         x = electrode_space(spikes, idx, config.n_components, features)
         for u, vals in _isolation_metrics(x, spike_unit[idx], units, config).items():
             rows[u] |= vals
