@@ -323,3 +323,24 @@ def test_metrics_of_large_electrodes_use_a_bounded_subsample_and_blockwise_means
         # well-separated units stay well separated on the regular subsample
         assert part[u]["isolation_distance"] == pytest.approx(r["isolation_distance"], rel=0.3)
         assert part[u]["nn_hit_rate"] > 0.95 and part[u]["d_prime"] == pytest.approx(r["d_prime"], rel=0.2)
+
+
+def test_match_spikes_in_detection_order_equals_the_key_search():
+    from spikevae.objects import Sorting
+
+    spikes, _ = make_units(n_electrodes=3, units_per_electrode=2, duration_s=20.0, rate_hz=30.0, seed=6)
+    rng = np.random.default_rng(6)
+    t = np.r_[spikes.sample_index, spikes.sample_index[:50], rng.integers(0, 20 * 30000, 50)]
+    e = np.r_[spikes.electrode, (spikes.electrode[:50] + 1) % 3, rng.integers(0, 3, 50)]
+    perm = rng.permutation(t.size)
+    for order in (np.arange(t.size), perm):  # the run's own head first, and a shuffled foreign sorting
+        s = Sorting(t[order], e[order], np.zeros(t.size, np.int64), spikes.fs)
+        got = match_spikes(spikes, s)
+        key = spikes.sample_index * 3 + spikes.electrode
+        want = np.array([int(np.flatnonzero(key == k)[0]) if (key == k).any() else -1
+                         for k in s.sample_index * 3 + s.electrode])
+        assert got.dtype == np.int64 and np.array_equal(got, want)
+    shuffled = spikes.subset(rng.permutation(spikes.n_spikes))  # spikes not in detection order: the sorted-key path
+    s = Sorting(spikes.sample_index, spikes.electrode, np.zeros(spikes.n_spikes, np.int64), spikes.fs)
+    m = match_spikes(shuffled, s)
+    assert np.array_equal(shuffled.sample_index[m], s.sample_index) and np.array_equal(shuffled.electrode[m], s.electrode)

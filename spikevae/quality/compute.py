@@ -44,24 +44,44 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     -------
     ndarray of shape (sorting.n_spikes,), int64
     """
-    n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
-    key_sp = spikes.sample_index * n_el + spikes.electrode
-    n = key_sp.size
+    n, m = spikes.sample_index.size, sorting.sample_index.size
+    out = np.full(m, -1, dtype=np.int64)
     if n == 0:
-        return np.full(sorting.sample_index.shape, -1, dtype=np.int64)
+        return out
     # a run's own sorting starts with the detected spikes in their order: those need no search
-    head = (sorting.sample_index.size >= n and np.array_equal(sorting.sample_index[:n], spikes.sample_index)
+    head = (m >= n and np.array_equal(sorting.sample_index[:n], spikes.sample_index)
             and np.array_equal(sorting.electrode[:n], spikes.electrode))
     start = n if head else 0
+    if head:
+        out[:n] = np.arange(n)
+    if start == m:
+        return out
+    t, e = spikes.sample_index, spikes.electrode
+    if np.all((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (e[1:] > e[:-1]))):
+        out[start:] = _match_in_detection_order(t, e, sorting.sample_index[start:], sorting.electrode[start:])
+        return out
+    n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
+    key_sp = t * n_el + e
     key_so = sorting.sample_index[start:] * n_el + sorting.electrode[start:]
-    if np.all(key_sp[1:] > key_sp[:-1]):  # detection's order: already sorted, no sorted copy
-        pos = np.minimum(np.searchsorted(key_sp, key_so), n - 1)
-        rest = np.where(key_sp[pos] == key_so, pos, -1).astype(np.int64)
-    else:
-        order = np.argsort(key_sp, kind="stable")
-        pos = np.minimum(np.searchsorted(key_sp[order], key_so), n - 1)
-        rest = np.where(key_sp[order][pos] == key_so, order[pos], -1).astype(np.int64)
-    return np.concatenate([np.arange(n, dtype=np.int64), rest]) if head else rest
+    order = np.argsort(key_sp, kind="stable")
+    pos = np.minimum(np.searchsorted(key_sp[order], key_so), n - 1)
+    out[start:] = np.where(key_sp[order][pos] == key_so, order[pos], -1)
+    return out
+
+
+def _match_in_detection_order(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.ndarray) -> np.ndarray:
+    """Index of each (t_q, e_q) among spikes in (time, electrode) order (-1: none), without a key per spike:
+    the spikes at the same sample are found by time, then the electrode is compared among those few."""
+    lo, hi = np.searchsorted(t, t_q, side="left"), np.searchsorted(t, t_q, side="right")
+    n_cand = hi - lo
+    found = np.full(t_q.size, -1, dtype=np.int64)
+    if not n_cand.any():
+        return found
+    which = np.repeat(np.arange(t_q.size), n_cand)
+    rows = lo[which] + (np.arange(which.size) - np.repeat(np.cumsum(n_cand) - n_cand, n_cand))
+    hit = e[rows] == e_q[which]
+    found[which[hit]] = rows[hit]
+    return found
 
 
 def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
