@@ -138,11 +138,37 @@ def pair_merge_score(x: np.ndarray, ia: np.ndarray, ib: np.ndarray, n_sample: in
     return dip_evidence(x[both] @ w) if test == "dip" else bic_one_minus_two(x[both] @ w)
 
 
-def merge_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def local_pair(t: np.ndarray, ia: np.ndarray, ib: np.ndarray, window_s: float,
+               min_spikes: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """The spikes of units a and b (indices ``ia``, ``ib``; spike times ``t`` in s) in the two
+    consecutive windows of ``window_s`` where the smaller of the two counts is largest: where
+    the units fire together, or, for two pieces of one unit taking turns, where one ends and
+    the other begins. Slow drift barely moves either unit there. All of both when the recording
+    spans fewer than three windows or no such span holds ``min_spikes`` of each."""
+    t0 = min(t[ia].min(), t[ib].min())
+    edges = np.arange(t0, max(t[ia].max(), t[ib].max()) + window_s, window_s)
+    if edges.size < 4:
+        return ia, ib
+    ca, cb = np.histogram(t[ia], edges)[0], np.histogram(t[ib], edges)[0]
+    both = np.minimum(ca[:-1] + ca[1:], cb[:-1] + cb[1:])
+    k = int(np.argmax(both))
+    if both[k] < min_spikes:
+        return ia, ib
+    lo, hi = edges[k], edges[k + 2]
+    return ia[(t[ia] >= lo) & (t[ia] < hi)], ib[(t[ib] >= lo) & (t[ib] < hi)]
+
+
+def merge_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator,
+                times: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """Merge unit pairs that form one mode on their discriminant axis (``cfg.merge_test``), best first.
+
+    With ``times`` (s) and ``cfg.merge_window_s`` > 0, each pair is tested on its spikes in two
+    consecutive windows of that length (:func:`local_pair`), not on the whole recording, where
+    drift stretches neighbouring units into each other.
 
     Returns the new labels and the number of merges.
     """
+    local = times is not None and getattr(cfg, "merge_window_s", 0) > 0
     labels = labels.copy()
     cache: dict[tuple[int, int], float] = {}
     n_merges = 0
@@ -155,8 +181,9 @@ def merge_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
         for i, a in enumerate(units):
             for b in units[i + 1:]:
                 if (a, b) not in cache:
-                    cache[(a, b)] = pair_merge_score(x, members[a], members[b], cfg.merge_sample, rng,
-                                                     cfg.merge_test)
+                    ia, ib = local_pair(times, members[a], members[b], cfg.merge_window_s) if local \
+                        else (members[a], members[b])
+                    cache[(a, b)] = pair_merge_score(x, ia, ib, cfg.merge_sample, rng, cfg.merge_test)
                 if cache[(a, b)] < best:
                     best, best_pair = cache[(a, b)], (a, b)
         threshold = -np.log10(cfg.merge_dip_p) if cfg.merge_test == "dip" else cfg.merge_bic_margin
@@ -419,7 +446,7 @@ def refine(x: np.ndarray, labels: np.ndarray, peak_scaled: np.ndarray, cfg,
             labels, k = split_units(x, labels, cfg, rng, times)
             st["splits"] += k
         if cfg.merge:
-            labels, k = merge_units(x, labels, cfg, rng)
+            labels, k = merge_units(x, labels, cfg, rng, times)
             st["merges"] += k
         labels = relabel(x, labels, cfg, rng, noise_x=noise_x, noise_prior=noise_prior, keep_noise=True,
                          times=times)

@@ -3,7 +3,9 @@
 Electrode by electrode (Utah electrodes are 400 µm apart, so a neuron is seen on
 one): initial clusterer (``config.method``) on at most ``max_fit_spikes`` spikes,
 then refinement, which also assigns the spikes left out of the fit, then overlap
-resolution. Each electrode draws its own generator from (seed, electrode), so
+resolution. An electrode whose spikes span two time windows or more (``config.windows``) is
+clustered window by window and the windows' units linked (:mod:`spikevae.cluster.windows`),
+which follows slow drift over long recordings. Each electrode draws its own generator from (seed, electrode), so
 results do not depend on ``n_jobs`` or on the order of electrodes.
 """
 from __future__ import annotations
@@ -18,6 +20,7 @@ from ..objects import Embedding, Sorting, Spikes
 from .base import get_clusterer, relabel_consecutive
 from .overlap import resolve_overlaps
 from .refine import Discriminant, refine
+from .windows import cluster_in_windows, window_bounds
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +73,47 @@ def cluster_electrode(x: np.ndarray, wf: np.ndarray, sample_index: np.ndarray, p
 
 def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whitener, noise_x,
                        noise_prior) -> ElectrodeResult:
+    """One electrode: in one piece, or in linked time windows when its spikes span at least
+    ``config.windows.min_windows`` windows (:mod:`spikevae.cluster.windows`)."""
+    wc = config.windows
+    t = sample_index / fs
+    bounds = window_bounds(float(t.min()), float(t.max()), wc.window_s, wc.overlap, wc.min_windows)
+    if bounds.shape[0] == 1:
+        return _cluster_piece(x, wf, sample_index, peak_index, fs, config, seed, whitener, noise_x, noise_prior)
+
+    # with refine_linked, windows are clustered and refined; refinement and overlaps then run once on the linked labels
+    piece_config = dataclasses.replace(config, overlap=dataclasses.replace(config.overlap, enabled=False)) \
+        if wc.refine_linked else config
+
+    def window(w: int, rows: np.ndarray) -> ElectrodeResult:
+        if rows.size < config.min_spikes:
+            return _empty_result(rows.size, f"fewer than {config.min_spikes} spikes in the window")
+        return _cluster_piece(x[rows], wf[rows], sample_index[rows], peak_index, fs, piece_config, (*seed, w),
+                              whitener, noise_x, noise_prior)
+
+    t0 = time.perf_counter()
+    labels, extra_t, extra_u, st = cluster_in_windows(t, bounds, window, wc.link_threshold, fs)
+    if wc.refine_linked:
+        rng = np.random.default_rng([*seed, bounds.shape[0]])
+        linked = dataclasses.replace(config, refine=dataclasses.replace(
+            config.refine, merge_window_s=config.refine.merge_window_s or wc.window_s))
+        fin = _finish(x, wf, sample_index, peak_index, fs, linked, rng, labels, np.arange(x.shape[0]), {},
+                      whitener, noise_x, noise_prior)
+        labels, extra_t, extra_u = fin.labels, fin.extra_index, fin.extra_unit
+        st.update({f"linked_{k}": v for k, v in fin.stats.items()})
+        for k in ("merges", "splits", "dissolved"):  # windows' and linked refinement's together
+            st[k] = st.get(k, 0) + fin.stats.get(k, 0)
+        for k in ("noise", "overlap_relabelled", "overlap_extra"):  # what the final labels hold
+            st[k] = fin.stats.get(k, 0)
+    st.update(n_spikes=int(x.shape[0]), n_units=int(len(np.unique(labels[labels >= 0]))),
+              t_total_s=time.perf_counter() - t0)
+    return ElectrodeResult(labels, extra_t, extra_u, st)
+
+
+def _cluster_piece(x, wf, sample_index, peak_index, fs, config, seed, whitener, noise_x,
+                   noise_prior) -> ElectrodeResult:
+    """Initial clusterer, refinement and overlap resolution on the spikes given (one electrode,
+    or one time window of it)."""
     n = x.shape[0]
     rng = np.random.default_rng(list(seed))
     t0 = time.perf_counter()
@@ -78,6 +122,16 @@ def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whiten
     labels[fit] = get_clusterer(config).fit_predict(x[fit], rng)
     st = {"n_spikes": n, "n_initial_units": int(len(np.unique(labels[labels >= 0])))}
     st["t_initial_s"] = time.perf_counter() - t0
+    return _finish(x, wf, sample_index, peak_index, fs, config, rng, labels, fit, st, whitener, noise_x,
+                   noise_prior)
+
+
+def _finish(x, wf, sample_index, peak_index, fs, config, rng, labels, fit, st, whitener, noise_x,
+            noise_prior) -> ElectrodeResult:
+    """Refinement (or assignment of the spikes left out of the fit ``fit``) and overlap resolution
+    of initial ``labels``; ``st`` (the stage counts so far) is completed."""
+    n = x.shape[0]
+    t0 = time.perf_counter() - st.get("t_initial_s", 0.0)
     peak = wf[:, peak_index]
     if config.refine.enabled:
         # spike times: a drifting unit's halves take turns and are not split; relabelling follows drift per window
@@ -89,7 +143,7 @@ def _cluster_electrode(x, wf, sample_index, peak_index, fs, config, seed, whiten
         known = labels >= 0
         labels[rest] = Discriminant("lda").fit(x[known], labels[known]).predict(x[rest])[0]
     labels = relabel_consecutive(labels)
-    st["t_refine_s"] = time.perf_counter() - t0 - st["t_initial_s"]
+    st["t_refine_s"] = time.perf_counter() - t0 - st.get("t_initial_s", 0.0)
     extra_t = extra_u = np.zeros(0, dtype=np.int64)
     if config.overlap.enabled:
         before = labels.copy()
