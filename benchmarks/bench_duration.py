@@ -10,9 +10,10 @@ clustering's merges and splits (from its log), with and without slow amplitude d
     python benchmarks/bench_duration.py --minutes 5 30 60 --drift 0 0.2 --seeds 0 1
     python benchmarks/bench_duration.py --cache /tmp/dur   # keep the runs: a rerun re-clusters only
 
-``--pass-times`` gives the refinement the spike times (its drift-aware split veto and
-windowed relabelling, ``cluster.refine.split_min_time_overlap`` and ``relabel_window_s``)
-until ``spikevae/cluster/run.py`` passes them itself; it runs the electrodes serially.
+The clustering gets the spike times itself (``spikevae/cluster/run.py``): the refinement's
+drift-aware split veto and windowed relabelling (``cluster.refine.split_min_time_overlap``,
+``relabel_window_s``), and, for electrodes spanning two windows or more, clustering in linked
+time windows (``cluster.windows.*``; ``--set cluster.windows.window_s=0`` clusters in one piece).
 
 With ``--cache DIR`` each run keeps its folder in DIR; a rerun reuses its detection and
 features from the run store and always redoes the clustering (so that a change to the
@@ -45,21 +46,6 @@ class _Counts(logging.Handler):
         m = re.search(r"\((\d+) merges, (\d+) splits", record.getMessage())
         if m:
             self.merges, self.splits = int(m.group(1)), int(m.group(2))
-
-
-def _pass_times_to_refine() -> None:
-    """Make ``cluster_electrode`` call ``refine(..., times=sample_index / fs)`` in this process
-    (so electrodes must run here: ``cluster.n_jobs=1``)."""
-    import spikevae.cluster.run as run
-
-    cluster_electrode, refine, current = run._cluster_electrode, run.refine, {}
-
-    def electrode(x, wf, sample_index, peak_index, fs, *rest):
-        current["t"] = sample_index / fs
-        return cluster_electrode(x, wf, sample_index, peak_index, fs, *rest)
-
-    run._cluster_electrode = electrode
-    run.refine = lambda *a, **k: refine(*a, times=current["t"], **k)
 
 
 def _run(s, overrides: list[str], out_dir):
@@ -103,16 +89,12 @@ def main() -> None:
     ap.add_argument("--electrodes", type=int, default=16)
     ap.add_argument("--drift", type=float, nargs="+", default=[0.0])
     ap.add_argument("--cache", metavar="DIR", help="keep each run's folder here; reruns reuse detection and features")
-    ap.add_argument("--pass-times", action="store_true", help="give the refinement the spike times (serial electrodes)")
     ap.add_argument("--per-unit", action="store_true", help="print each ground-truth unit's accuracy per length")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = ap.parse_args()
-    if args.pass_times:
-        _pass_times_to_refine()
-        args.overrides.append("cluster.n_jobs=1")
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("spikevae.cluster.run").setLevel(logging.INFO)
-    print(f"{args.electrodes} electrodes; overrides {args.overrides or 'none'}; spike times to refine: {args.pass_times}")
+    print(f"{args.electrodes} electrodes; overrides {args.overrides or 'none'}")
     print("| seed | drift | minutes | spikes | GT units | units found | merges | splits | mean accuracy | well detected | "
           "Δ vs first length | wall s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
