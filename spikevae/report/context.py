@@ -186,8 +186,11 @@ def spike_labels(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     from ..quality import match_spikes
 
     m = match_spikes(spikes, sorting)
-    ok = m >= 0
     wide = sorting.unit.size and (int(sorting.unit.max()) >= 2**31 or int(sorting.unit.min()) < -(2**31))
     lab = np.full(spikes.n_spikes, -1, dtype=np.int64 if wide else np.int32)
-    lab[m[ok]] = sorting.unit[ok]
+    block = 1 << 20  # a block of spikes at a time: no mask or copy the length of the recording
+    for i in range(0, m.size, block):
+        mb = m[i:i + block]
+        ok = mb >= 0
+        lab[mb[ok]] = sorting.unit[i:i + block][ok]
     return lab
