@@ -40,8 +40,9 @@ merges tested locally (``refine.merge_window_s``, the window length there). Same
 5 / 30 / 60 min, mean of seeds 0-1; 5 min is not windowed. Drift 0.2: one piece 0.522 / 0.462 /
 0.439; windows of 300 s 0.522 / 0.469 / 0.430 with whole-recording merges, 0.522 / 0.480 / 0.426
 with local ones; 600 s (the default) 0.522 / 0.477 / 0.464; 600 s with 300-s merge windows
-0.522 / 0.466 / 0.466; 900 s 0.522 / 0.462 / 0.428. Without drift: one piece 0.495 / 0.488 /
-0.473, windows of 600 s 0.495 / 0.497 / 0.494. Without the linked refinement (each window
+0.522 / 0.466 / 0.466; 450 s 0.522 / 0.454 / 0.447; 900 s 0.522 / 0.462 / 0.428; 600 s with
+``link_threshold`` 0.5 or 0.7 (0.3 is the default) 0.475 / 0.470 and 0.463 / 0.472. Without
+drift: one piece 0.495 / 0.488 / 0.473, windows of 600 s 0.495 / 0.496 / 0.494. Without the linked refinement (each window
 refined and its overlaps resolved alone, 300 s, seed 0) the pieces of units that one window
 cut apart stayed apart: 120-254 units for 23, 0.457 / 0.412 with drift. With drift the aim
 (within 0.02 of 5 min) is not met yet: units whose amplitudes cross during the drift are
