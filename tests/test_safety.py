@@ -55,7 +55,11 @@ def test_ctrl_c_exits_130_with_a_resume_hint(tmp_path):
     proc = subprocess.Popen(main_args + ["run", str(rec), "-o", str(tmp_path / "out")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    time.sleep(4)
+    # Interrupt once clustering has started (a fixed delay raced a run that now takes a few seconds).
+    for line in proc.stderr:
+        if "stage cluster_pca" in line:
+            break
+    time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
