@@ -21,6 +21,32 @@ def _on_disk(waveforms) -> bool:
     return is_lazy(waveforms)
 
 
+def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
+    """Indices of each distinct value of an integer array (ascending values; indices ascending within one).
+
+    The indices are int32 while they fit (half the memory of int64: on hours of recording these
+    index every spike); small-range values are sorted as int16 (a radix sort).
+    """
+    values = np.asarray(values)
+    if values.size == 0:
+        return {}
+    lo, hi = int(values.min()), int(values.max())
+    key = values
+    if hi - lo < 2**15:
+        key = np.empty(values.shape, np.int16)
+        np.subtract(values, lo, out=key, casting="unsafe")
+    order = np.argsort(key, kind="stable")
+    if values.size < 2**31:
+        order = order.astype(np.int32)
+    if hi - lo < 2**15:
+        counts = np.bincount(key, minlength=hi - lo + 1)
+        uniq = np.flatnonzero(counts)
+        bounds = np.cumsum(counts[uniq])[:-1]
+        return {int(u) + lo: idx for u, idx in zip(uniq, np.split(order, bounds))}
+    uniq, starts = np.unique(values[order], return_index=True)
+    return {int(u): idx for u, idx in zip(uniq, np.split(order, starts[1:]))}
+
+
 @dataclass
 class Spikes:
     """Detected, aligned spikes of a recording.
@@ -279,8 +305,7 @@ class Sorting:
 
     def unit_electrode(self) -> dict[int, int]:
         """Electrode of each unit (the most common electrode of its spikes)."""
-        from .quality.compute import group_indices  # one sort, not a pass over every spike per unit
-
+        # one sort, not a pass over every spike per unit
         return {u: int(np.bincount(self.electrode[sel]).argmax()) for u, sel in group_indices(self.unit).items() if u >= 0}
 
     def save_npz(self, path) -> None:

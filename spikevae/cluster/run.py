@@ -16,7 +16,7 @@ import time
 
 import numpy as np
 
-from ..objects import Embedding, Sorting, Spikes
+from ..objects import Embedding, Sorting, Spikes, group_indices
 from .base import get_clusterer, relabel_consecutive
 from .overlap import resolve_overlaps
 from .refine import Discriminant, refine
@@ -199,8 +199,9 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     if spikes.group_channels is not None:  # channel groups: unit SNR from each spike's largest channel, no overlaps
         peak, peak_index = spikes.peak_scaled()[:, None], 0
         config = dataclasses.replace(config, overlap=dataclasses.replace(config.overlap, enabled=False))
-    electrodes = np.unique(spikes.electrode)
-    groups = [np.flatnonzero(spikes.electrode == e) for e in electrodes]
+    by_electrode = group_indices(spikes.electrode)  # int32 indices, one sort: not 8 bytes per spike and a pass per electrode
+    electrodes = np.fromiter(by_electrode, dtype=np.int64, count=len(by_electrode))
+    groups = list(by_electrode.values())
     white = _whiteners(spikes, config)
     noise = _noise_class(spikes, embedding, config, groups, electrodes)
     def job(i: int) -> tuple:  # built when submitted: the job list holds no copy of the features

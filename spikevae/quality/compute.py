@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import SpikevaeConfigError
-from ..objects import Sorting, Spikes
+from ..objects import Sorting, Spikes, group_indices
 from ..quality_config import QualityConfig
 from ..recording import electrode_positions
 from . import amplitude as amp
@@ -82,32 +82,6 @@ def _match_in_detection_order(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q
     hit = e[rows] == e_q[which]
     found[which[hit]] = rows[hit]
     return found
-
-
-def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
-    """Indices of each distinct value of an integer array (ascending values; indices ascending within one).
-
-    The indices are int32 while they fit (half the memory of int64: on hours of recording these
-    index every spike); small-range values are sorted as int16 (a radix sort).
-    """
-    values = np.asarray(values)
-    if values.size == 0:
-        return {}
-    lo, hi = int(values.min()), int(values.max())
-    key = values
-    if hi - lo < 2**15:
-        key = np.empty(values.shape, np.int16)
-        np.subtract(values, lo, out=key, casting="unsafe")
-    order = np.argsort(key, kind="stable")
-    if values.size < 2**31:
-        order = order.astype(np.int32)
-    if hi - lo < 2**15:
-        counts = np.bincount(key, minlength=hi - lo + 1)
-        uniq = np.flatnonzero(counts)
-        bounds = np.cumsum(counts[uniq])[:-1]
-        return {int(u) + lo: idx for u, idx in zip(uniq, np.split(order, bounds))}
-    uniq, starts = np.unique(values[order], return_index=True)
-    return {int(u): idx for u, idx in zip(uniq, np.split(order, starts[1:]))}
 
 
 def _fits_int32(x: np.ndarray) -> bool:
