@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .objects import Sorting
+from .objects import Sorting, group_indices
 
 WELL_DETECTED = 0.8
 
@@ -57,10 +57,7 @@ def match_times(a: np.ndarray, b: np.ndarray, tol: int) -> tuple[np.ndarray, np.
 
 
 def _unit_times(s: Sorting) -> dict[int, np.ndarray]:
-    order = np.argsort(s.unit, kind="stable")
-    u, start = np.unique(s.unit[order], return_index=True)
-    parts = np.split(s.sample_index[order], start[1:])
-    return {int(k): np.sort(p) for k, p in zip(u, parts) if k >= 0}
+    return {u: np.sort(s.sample_index[idx]) for u, idx in group_indices(s.unit).items() if u >= 0}
 
 
 def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int, use_electrodes: bool | None = None):
