@@ -72,8 +72,8 @@ def _figures(text: str) -> list[dict]:
 
 def test_report_has_every_section_and_no_external_resource(report_path):
     text = report_path.read_text()
-    # overview + training curves + ground-truth figure; a figure drawn by the page per electrode with units
-    assert len(_data_images(text)) == 3 and len(_figures(text)) == N_EL
+    # training curves + ground-truth figure; drawn by the page: a figure per electrode with units, the overview
+    assert len(_data_images(text)) == 2 and len(_figures(text)) == N_EL + 1
     for anchor in ("summary", "comparison", "training", "units", "overview", "el-0", "el-2"):
         assert f"id='{anchor}'" in text or f'id="{anchor}"' in text
     assert 'id="el-3"' not in text  # the dead electrode has no section, only a grid cell
@@ -93,7 +93,7 @@ def test_report_without_optional_parts(run, tmp_path):
     ctx = ReportContext(spikes=spikes, sortings={"pca": sortings["pca"]})
     text = render(ctx)
     assert "VAE training" not in text and "Ground truth" not in text
-    assert len(_data_images(text)) == 1 and len(_figures(text)) == N_EL
+    assert len(_data_images(text)) == 0 and len(_figures(text)) == N_EL + 1
     assert ctx.duration_s == pytest.approx((sortings["pca"].sample_index.max() + 1) / spikes.fs)
 
 
@@ -173,7 +173,7 @@ def test_report_renders_in_headless_chromium(report_path, tmp_path):
     assert 'data-ready="1"' in dom, res.stderr[-2000:]  # the inline script ran to its end
     assert re.search(r'<pre id="js-errors"></pre>', dom), "a script error was reported"
     # ?draw=all: every electrode figure drawn from its data and kept as a PNG image beside it.
-    assert len(_data_images(dom)) == N_EL + 3 and dom.count('data-drawn="1"') == N_EL
+    assert len(_data_images(dom)) == N_EL + 3 and dom.count('data-drawn="1"') == N_EL + 1
     _check_drawn_figures(dom)
     # ?sort=-snr sorted the first units table by SNR, descending, in the browser.
     table = dom.split('id="units-pca"')[1].split("</table>")[0]
@@ -202,7 +202,7 @@ def _check_drawn_figures(dom: str) -> None:
 
     from PIL import Image
 
-    drawn = re.findall(r'<div class="fig" data-alt="([^"]*)"[^>]*><script type="application/json">(.*?)</script>'
+    drawn = re.findall(r'<div class="fig" data-alt="(electrode [^"]*)"[^>]*><script type="application/json">(.*?)</script>'
                        r'<img alt="([^"]*)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', dom)
     assert len(drawn) == N_EL
     for alt, data, img_alt, b64 in drawn:
@@ -242,7 +242,7 @@ def test_report_of_real_utah_nev_spikes(shared_data, tmp_path):
     path = write_report(tmp_path / "report.html", ctx)
     elapsed = time.perf_counter() - t0
     text = path.read_text()
-    assert len(_data_images(text)) == 1 and len(_figures(text)) == 96 and text.count('<section class="el') == 96
+    assert len(_figures(text)) == 96 + 1 and text.count('<section class="el') == 96
     assert path.stat().st_size < 15e6 and elapsed < 60
 
 
@@ -252,7 +252,7 @@ def test_report_of_a_sorting_without_units(run):
     empty = Sorting(s.sample_index, s.electrode, np.full(s.unit.shape, -1), s.fs)
     text = render(ReportContext(spikes=spikes, sortings={"pca": empty}))
     # No electrode has a unit: no electrode section, one line naming them all (collapsed), the overview only.
-    assert text.count('<section class="el') == 0 and len(_data_images(text)) == 1 and not _figures(text)
+    assert text.count('<section class="el') == 0 and [f.get("kind") for f in _figures(text)] == ["overview"]
     line = re.search(r'<p id="no-units">(.*?)</p>', text).group(1)
     n_spikes = [int((s.electrode == e).sum()) for e in range(N_EL)]
     assert line == (f"Electrodes without pca units ({N_EL + 1}): no spikes: {spikes.channel_ids[N_EL]}; only unsorted "
@@ -319,8 +319,12 @@ def test_report_collapses_electrodes_without_units_and_places_the_grid(run):
                    config={"detect": {"threshold": 4.0}})
     text = render(ctx)
     assert re.findall(r'<section class="el[^"]*" id="el-(\d+)"', text) == ["0", "2"]  # panels = electrodes with units
-    assert len(_data_images(text)) == 1 and [f["title"] for f in _figures(text)] == [
+    figs = _figures(text)
+    assert [f.get("title") for f in figs[1:]] == [
         f"electrode {spikes.channel_ids[e]} (threshold {4.0 * spikes.noise_uv[e]:.0f} µV dashed)" for e in (0, 2)]
+    overview = figs[0]
+    assert overview["kind"] == "overview" and (overview["rows"], overview["cols"]) == (2, 2)
+    assert [(p["r"], p["c"], len(p["means"])) for p in overview["panels"]] == [(0, 0, 2), (0, 1, 0), (1, 0, 2), (1, 1, 0)]
     n1 = int((spikes.electrode == 1).sum())
     assert re.search(r'<p id="no-units">(.*?)</p>', text).group(1) == (
         f"Electrodes without pca units (2): no spikes: {spikes.channel_ids[3]}; "

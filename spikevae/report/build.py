@@ -176,7 +176,7 @@ def render(ctx: ReportContext) -> str:
         sections.append(electrode_html(ctx, e, groups[e].size, rows, metrics, plots.electrode_figure(*args)))
     cells, physical = grid_cells(ctx.recording_info.get("positions_um"), sp.n_electrodes)
     return hp.page(ctx.title, "\n".join(_head(ctx, metrics, qcfg) + [
-        hp.overview_section(ctx, nav, cells, physical, fg.overview(panels, t_ms, cells)),
+        hp.overview_section(ctx, nav, cells, physical, plots.overview_figure(panels, t_ms, cells)),
         collapsed_electrodes_html(ctx, groups, set(nav))] + sections))
 
 

@@ -1,8 +1,8 @@
 """Figures of the HTML report, drawn with matplotlib's object API (no pyplot state) as small PNGs.
 
-Every function returns PNG bytes. The array overview is drawn at print resolution
-(``OVERVIEW_DPI``), the rest at screen resolution, all quantised to a 64-colour palette. The
-electrode figures are drawn by the page itself (:mod:`spikevae.report.plots`).
+Every function returns PNG bytes, drawn at screen resolution and quantised to a 64-colour
+palette. The electrode figures and the array overview are drawn by the page itself
+(:mod:`spikevae.report.plots`).
 """
 from __future__ import annotations
 
@@ -15,8 +15,6 @@ PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
            "#bcbd22", "#17becf")
 UNSORTED = "#c8c8c8"
 DPI = 72
-#: Resolution of the array overview (print quality, still palette-quantised).
-OVERVIEW_DPI = 120
 
 
 def colour(k: int) -> str:
@@ -61,39 +59,6 @@ def _style(ax, title: str = "", xlabel: str = "", ylabel: str = "") -> None:
     ax.yaxis.set_major_locator(MaxNLocator(3))
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-
-
-def overview(panels: list[dict], t_ms: np.ndarray, cells: np.ndarray | None = None, n_cols: int = 10) -> bytes:
-    """Every electrode at its place on the array: the mean waveform of each unit (dashed: not good).
-
-    Parameters
-    ----------
-    panels : list of dict
-        One per electrode: ``label`` (channel id, str), ``means`` (list of (n_samples,) µV
-        arrays, one per unit), ``good`` (list of bool).
-    t_ms : ndarray of shape (n_samples,)
-    cells : ndarray of shape (len(panels), 2), int, optional
-        (row, column) of each panel (see :func:`spikevae.report.layout.grid_cells`);
-        default: channel order, ``n_cols`` per row.
-    """
-    if cells is None:
-        i = np.arange(len(panels))
-        cells = np.stack([i // n_cols, i % n_cols], axis=1)
-    n_rows, n_cols = (int(cells[:, 0].max()) + 1, int(cells[:, 1].max()) + 1) if len(panels) else (1, 1)
-    fig = new_figure(1.25 * n_cols, 1.0 * n_rows + 0.1)
-    gs = fig.add_gridspec(n_rows, n_cols, left=0.01, right=0.99, bottom=0.01, top=1 - 0.2 / (1.0 * n_rows + 0.1),
-                          wspace=0.06, hspace=0.4)
-    for p, (r, c) in zip(panels, cells):
-        ax = fig.add_subplot(gs[int(r), int(c)])
-        ax.set_xticks([]), ax.set_yticks([])
-        for side in ax.spines.values():
-            side.set_color("#ccc")
-        ax.set_title(p["label"], fontsize=7, pad=1, y=1.0)
-        for j, (m, g) in enumerate(zip(p["means"], p["good"])):
-            ax.plot(t_ms, m, color=colour(j), linewidth=1.1, linestyle="-" if g else "--")
-        if not p["means"]:
-            ax.text(0.5, 0.5, "no units", fontsize=6, ha="center", va="center", color="#999", transform=ax.transAxes)
-    return to_png(fig, dpi=OVERVIEW_DPI)
 
 
 def training_curves(history: dict) -> bytes:

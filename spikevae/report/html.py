@@ -223,14 +223,14 @@ def overview_nav(ctx, per_electrode: dict, cells: np.ndarray | None = None) -> s
     return f'<div class="grid" style="grid-template-columns:repeat({n_cols},1fr)">{"".join(out)}</div>'
 
 
-def overview_section(ctx, per_electrode: dict, cells: np.ndarray, physical: bool, png: bytes) -> str:
+def overview_section(ctx, per_electrode: dict, cells: np.ndarray, physical: bool, figure: dict) -> str:
     """The electrodes overview: links and mean waveforms in the array's layout (or in channel order)."""
     where = ("in their places on the array (x to the right, y up, from the recording's electrode positions)"
              if physical else "in channel order (no grid-like electrode positions in the recording)")
     return ("<h2 id='overview'>Electrodes</h2><p>Electrodes " + where + ", labelled by channel id: "
             "unit counts link to each electrode's section; below, the mean waveform of each unit "
             "(dashed: not good).</p>" + overview_nav(ctx, per_electrode, cells)
-            + img(png, "overview of all electrodes"))
+            + plots.figure_html(figure, "overview of all electrodes"))
 
 
 def page(title: str, body: str) -> str:

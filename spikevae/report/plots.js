@@ -208,12 +208,46 @@ var SVPlots = (function () {
     return cv;
   }
 
+  // The array overview: per electrode, at its grid cell, the mean waveform of each unit (dashed: not good).
+  var OV_W = 120, OV_H = 96;
+  function drawOverview(d, scale) {
+    var W = d.cols * OV_W, H = d.rows * OV_H + 10;
+    var cv = document.createElement('canvas');
+    cv.width = Math.round(W * scale); cv.height = Math.round(H * scale);
+    var c = cv.getContext('2d');
+    c.scale(scale, scale);
+    c.fillStyle = '#fff'; c.fillRect(0, 0, W, H);
+    d.panels.forEach(function (p) {
+      var x0 = p.c * OV_W + 3, y0 = 10 + p.r * OV_H + 14, w = OV_W - 6, h = OV_H - 20;
+      c.strokeStyle = '#ccc'; c.lineWidth = 1; c.strokeRect(x0, y0, w, h);
+      c.fillStyle = '#222'; c.font = '10px sans-serif'; c.textAlign = 'center'; c.textBaseline = 'bottom';
+      c.fillText(p.label, x0 + w / 2, y0 - 2, w);
+      if (!p.means.length) {
+        c.fillStyle = '#999'; c.font = '9px sans-serif'; c.textBaseline = 'middle';
+        c.fillText('no units', x0 + w / 2, y0 + h / 2);
+        return;
+      }
+      var lo = Infinity, hi = -Infinity;
+      p.means.forEach(function (m) { m.forEach(function (v) { lo = Math.min(lo, v); hi = Math.max(hi, v); }); });
+      var pad = (hi - lo) * 0.05 || 1, panel = {x0: x0, y0: y0, w: w, h: h, xr: d.t, yr: [lo - pad, hi + pad]};
+      panel.X = Panel.prototype.X; panel.Y = Panel.prototype.Y;
+      var ns = p.means[0].length, xs = [];
+      for (var i = 0; i < ns; i++) { xs.push(d.t[0] + (d.t[1] - d.t[0]) * i / Math.max(ns - 1, 1)); }
+      p.means.forEach(function (m, k) {
+        c.setLineDash(p.good[k] ? [] : [4, 2]);
+        panel.c = c; line(panel, xs, m, colour(k), 1.3);
+      });
+      c.setLineDash([]);
+    });
+    return cv;
+  }
+
   // Replace the data of one <div class="fig"> by its drawn figure (a PNG <img>).
   function render(div) {
     if (div.getAttribute('data-drawn')) { return; }
     var d = JSON.parse(div.querySelector('script').textContent);
     var scale = Math.min(2, Math.max(1.5, window.devicePixelRatio || 1));
-    var cv = draw(d, scale), img = document.createElement('img');
+    var cv = d.kind === 'overview' ? drawOverview(d, scale) : draw(d, scale), img = document.createElement('img');
     img.setAttribute('alt', div.getAttribute('data-alt'));
     img.setAttribute('src', cv.toDataURL('image/png'));
     div.appendChild(img);
@@ -225,8 +259,10 @@ var SVPlots = (function () {
   // Size each placeholder as its figure will be, so that links to sections land where they should.
   function size(div) {
     var d = JSON.parse(div.querySelector('script').textContent);
-    div.style.maxWidth = d.cols * CELL_W + 'px';
-    div.style.aspectRatio = (d.cols * CELL_W) + ' / ' + (TOP + d.rows * CELL_H);
+    var w = d.kind === 'overview' ? d.cols * OV_W : d.cols * CELL_W;
+    var h = d.kind === 'overview' ? d.rows * OV_H + 10 : TOP + d.rows * CELL_H;
+    div.style.maxWidth = w + 'px';
+    div.style.aspectRatio = w + ' / ' + h;
   }
 
   function start() {

@@ -1,4 +1,4 @@
-"""The electrode figures of the report, drawn by the browser from compact data.
+"""The electrode figures and the array overview of the report, drawn by the browser from compact data.
 
 Drawing ~25 small panels per electrode with matplotlib cost about 0.3 CPU s per electrode
 (three quarters of it axis and tick text), a third of a 10-minute 96-electrode run. The page
@@ -142,6 +142,31 @@ def electrode_figure(e_label: str, units: list[dict], t_ms: np.ndarray, ccgs: li
                  for a, b, c in ccgs],
         "scatters": panels,
     }
+
+
+def overview_figure(panels: list[dict], t_ms: np.ndarray, cells: np.ndarray | None = None, n_cols: int = 10) -> dict:
+    """The data of the array overview: every electrode at its place, the mean waveform of each unit.
+
+    Parameters
+    ----------
+    panels : list of dict
+        One per electrode: ``label`` (channel id, str), ``means`` (list of (n_samples,) µV
+        arrays, one per unit), ``good`` (list of bool; not good is drawn dashed).
+    t_ms : ndarray of shape (n_samples,)
+    cells : ndarray of shape (len(panels), 2), int, optional
+        (row, column) of each panel (:func:`spikevae.report.layout.grid_cells`); default:
+        channel order, ``n_cols`` per row.
+    """
+    if cells is None:
+        i = np.arange(len(panels))
+        cells = np.stack([i // n_cols, i % n_cols], axis=1)
+    cells = np.asarray(cells, dtype=np.int64).reshape(-1, 2)
+    return {"kind": "overview", "t": [round(float(t_ms[0]), 5), round(float(t_ms[-1]), 5)],
+            "rows": int(cells[:, 0].max()) + 1 if len(panels) else 1,
+            "cols": int(cells[:, 1].max()) + 1 if len(panels) else 1,
+            "panels": [{"label": p["label"], "r": int(r), "c": int(c), "good": [bool(g) for g in p["good"]],
+                        "means": [[round(float(v), 1) for v in m] for m in p["means"]]}
+                       for p, (r, c) in zip(panels, cells)]}
 
 
 def figure_html(data: dict, alt: str) -> str:
