@@ -9,6 +9,7 @@ import pytest
 from spikevae.cluster import ClusterConfig
 from spikevae.cluster.run import cluster_electrode
 from spikevae.cluster.windows import chain_units, link_probability, window_bounds, window_rows
+from test_cluster import unit_accuracies as accuracies
 
 L, PEAK, FS = 48, 15, 30000.0
 
@@ -45,22 +46,6 @@ def sort(x, wf, si, window_s=100.0, seed=(0, 0), **kw):
     cfg = ClusterConfig(n_jobs=1)
     cfg = dataclasses.replace(cfg, windows=dataclasses.replace(cfg.windows, window_s=window_s, **kw))
     return cluster_electrode(x, wf, si, PEAK, FS, cfg, seed)
-
-
-def accuracies(truth, labels):
-    """Each true unit's best accuracy TP / (TP + FN + FP), matched one to one."""
-    from scipy.optimize import linear_sum_assignment
-
-    gts, units = np.unique(truth), np.unique(labels[labels >= 0])
-    m = np.zeros((gts.size, max(units.size, 1)))
-    for i, g in enumerate(gts):
-        for j, u in enumerate(units):
-            tp = np.sum((truth == g) & (labels == u))
-            m[i, j] = tp / (np.sum(truth == g) + np.sum(labels == u) - tp)
-    r, c = linear_sum_assignment(-m)
-    out = np.zeros(gts.size)
-    out[r] = m[r, c]
-    return out
 
 
 DRIFTING_PAIR = [(8, 6.0, 0.3, 0.0), (8, 9.0, 0.3, 0.0)]  # 4.2 -> 7.8 and 6.3 -> 11.7 σ
