@@ -21,6 +21,12 @@ def _on_disk(waveforms) -> bool:
     return is_lazy(waveforms)
 
 
+def label_dtype(labels: np.ndarray) -> type:
+    """int32 when every value of ``labels`` fits (half the memory per spike), else int64."""
+    fits = labels.size == 0 or (int(labels.min()) >= -(2**31) and int(labels.max()) < 2**31)
+    return np.int32 if fits else np.int64
+
+
 def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
     """Indices of each distinct value of an integer array (ascending values; indices ascending within one).
 

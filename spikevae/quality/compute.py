@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import SpikevaeConfigError
-from ..objects import Sorting, Spikes, group_indices
+from ..objects import Sorting, Spikes, group_indices, label_dtype
 from ..quality_config import QualityConfig
 from ..recording import electrode_positions
 from . import amplitude as amp
@@ -82,10 +82,6 @@ def _match_in_detection_order(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q
     hit = e[rows] == e_q[which]
     found[which[hit]] = rows[hit]
     return found
-
-
-def _fits_int32(x: np.ndarray) -> bool:
-    return x.size == 0 or (int(x.min()) >= -(2**31) and int(x.max()) < 2**31)
 
 
 def _train_metrics(times: np.ndarray, fs: float, n_samples: int, duration_s: float, cfg: QualityConfig) -> dict:
@@ -211,7 +207,7 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     fs = float(sorting.fs)
     n_samples = int(round(duration_s * fs))
     match = match_spikes(spikes, sorting)
-    spike_unit = np.full(spikes.n_spikes, -1, dtype=np.int32 if _fits_int32(sorting.unit) else np.int64)
+    spike_unit = np.full(spikes.n_spikes, -1, dtype=label_dtype(sorting.unit))
     hit = match >= 0
     spike_unit[match[hit]] = sorting.unit[hit]
     del hit

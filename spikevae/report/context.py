@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikevaeError
-from ..objects import Sorting, Spikes
+from ..objects import Sorting, Spikes, label_dtype
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,7 @@ def spike_labels(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     from ..quality import match_spikes
 
     m = match_spikes(spikes, sorting)
-    wide = sorting.unit.size and (int(sorting.unit.max()) >= 2**31 or int(sorting.unit.min()) < -(2**31))
-    lab = np.full(spikes.n_spikes, -1, dtype=np.int64 if wide else np.int32)
+    lab = np.full(spikes.n_spikes, -1, dtype=label_dtype(sorting.unit))
     block = 1 << 20  # a block of spikes at a time: no mask or copy the length of the recording
     for i in range(0, m.size, block):
         mb = m[i:i + block]
