@@ -83,4 +83,7 @@ def test_a_unit_without_waveforms_and_an_electrode_without_scatters():
     d = plots.electrode_figure(*args)
     assert d["units"][0]["n_traces"] == 0 and d["units"][0]["mean"] == [] and d["ccgs"] == []
     assert (d["cols"], d["rows"]) == (1, 4) and [s["title"] for s in d["scatters"]] == ["amplitude over time"]
-    assert "plots.js" not in plots.script() and "function draw" in plots.script()
+    from spikevae.report.figures import PALETTE
+
+    # the page's script colours units as the units table does
+    assert plots.script().startswith(f"var SV_PALETTE = {json.dumps(list(PALETTE))}")

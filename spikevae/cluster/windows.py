@@ -4,7 +4,7 @@ Over an hour a Utah electrode moves a little against the tissue and its units' a
 drift slowly (issue 13). Clustered as one cloud, each unit is stretched along its amplitude
 direction and neighbouring units of the electrode merge into one smeared cloud. Within a few
 minutes a unit stays put, as in a short recording. So a long electrode is cut into windows of
-``window_s`` seconds that overlap by ``window_overlap`` of their length; each window is
+``window_s`` seconds that overlap by ``overlap`` of their length; each window is
 clustered like a short recording (initial clusterer, refinement, overlaps), and the units of
 consecutive windows are linked by the spikes both windows clustered: the share of spikes two
 units have in common (Jaccard index over the overlap) is the link probability, assigned one to

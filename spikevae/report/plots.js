@@ -5,9 +5,8 @@
 // amplitude histogram), a row of cross-correlograms, a row of feature scatters.
 var SVPlots = (function () {
   'use strict';
-  var PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f',
-                 '#bcbd22', '#17becf'];
-  var UNSORTED = '#c8c8c8', LEVELS = 255;
+  // Unit colours, unsorted grey and quantisation levels: spikevae.report.figures and plots, set by plots.script().
+  var PALETTE = SV_PALETTE, UNSORTED = SV_UNSORTED, LEVELS = SV_LEVELS;
   var CELL_W = 216, CELL_H = 154, TOP = 26, PAD = {l: 42, r: 10, t: 18, b: 32};
   var TICK_FONT = '9px sans-serif', LABEL_FONT = '10px sans-serif', TITLE_FONT = '11px sans-serif';
 

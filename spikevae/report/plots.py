@@ -182,5 +182,9 @@ def _attr(s: str) -> str:
 
 
 def script() -> str:
-    """The drawing script (``plots.js``)."""
-    return resources.files(__package__).joinpath("plots.js").read_text(encoding="utf-8")
+    """The drawing script (``plots.js``), given the report's unit colours and :data:`LEVELS`."""
+    from .figures import PALETTE, UNSORTED
+
+    consts = (f"var SV_PALETTE = {json.dumps(list(PALETTE))}, SV_UNSORTED = {json.dumps(UNSORTED)}, "
+              f"SV_LEVELS = {LEVELS};\n")
+    return consts + resources.files(__package__).joinpath("plots.js").read_text(encoding="utf-8")
