@@ -116,6 +116,26 @@ def test_map_jobs_runs_on_dask_workers_in_order(dask_cluster):
     assert os.getpid() not in {pid for _, pid in out}
 
 
+def _sleep_then_time(seconds: float) -> tuple[float, float]:
+    import time
+
+    time.sleep(seconds)
+    return seconds, time.time()
+
+
+def test_local_map_jobs_keeps_workers_busy_past_a_long_job():
+    """Results come in the order of the jobs, but a long first job does not hold back the others:
+    the short ones all run on the other worker meanwhile (the clustering sends its largest
+    electrodes first and relies on this)."""
+    from spikevae.execution import map_jobs
+
+    jobs = [1.5] + [0.02] * 10  # more short jobs than the window of jobs in flight (2 per worker)
+    out = map_jobs(_sleep_then_time, jobs, n_jobs=2, spawn=False)
+    assert [s for s, _ in out] == jobs
+    long_end = out[0][1]
+    assert all(end < long_end for _, end in out[1:]), [round(end - long_end, 2) for _, end in out]
+
+
 def _square_and_pid(k: int) -> tuple[int, int]:
     return k * k, os.getpid()
 

@@ -47,6 +47,14 @@ refined and its overlaps resolved alone, 300 s, seed 0) the pieces of units that
 cut apart stayed apart: 120-254 units for 23, 0.457 / 0.412 with drift. With drift the aim
 (within 0.02 of 5 min) is not met yet: units whose amplitudes cross during the drift are
 mixed up in the windows where they cross, and a window that merges two units breaks a chain.
+Also tried since (same benchmark, 30 / 60 min, seeds 0-1, drift 0.2 and 0; 0.477 / 0.464 and 0.497 / 0.494
+before): each window started from the units of the one before (``warm start``, the shared spikes keep their
+labels) 0.468 / 0.460 and 0.472 / 0.455, and no faster; overlap 0.25 0.473 / 0.469 and 0.496 / 0.490, overlap
+0.34 0.478 / 0.457 and 0.478 / 0.484, both hardly faster; one or two refinement rounds per window (three is
+the default) 0.438 / 0.447 and 0.468 / 0.499, 0.479 / 0.461 and 0.482 / 0.481; ``link_threshold`` 0.15
+0.480 / 0.458 and 0.493 / 0.484. None kept. Fitting the split test's mixture on 2000 spikes instead of
+``split_fit_sample`` = 4000 was 9 % faster on these electrodes and equal on them on average, but the 96-electrode
+10-min simulation went 0.556 -> 0.546 (``benchmarks/bench_throughput.py``), so 4000 stays.
 """
 from __future__ import annotations
 
@@ -89,6 +97,7 @@ class RefineConfig:
     merge_window_s: float = param(0.0, "test each pair for a merge on its spikes in the two consecutive time windows of this length where both fire most (drift cannot stretch them into each other there; used when refine is given spike times; 0 = whole recording; the linked refinement of time windows uses cluster.windows.window_s)", unit="s", low=0)
     split: bool = param(True, "split units whose discriminant projection is clearly bimodal")
     split_sample: int = param(1000, "points per split test", low=20)
+    split_fit_sample: int = param(4000, "points the two-component mixture of a split test is fitted on (a fixed-size subsample of the unit)", low=20)
     split_bic_margin: float = param(15.0, "split only when BIC(1) - BIC(2) exceeds this", low=0)
     split_min_time_overlap: float = param(0.7, "refuse a split whose two parts' firing-time histograms overlap less than this (a drifting unit cut in two; used when refine is given spike times; 0 = off)", low=0, high=1)
     split_window_s: float = param(60.0, "time window of the split's firing-time overlap", unit="s", low=1)

@@ -228,7 +228,7 @@ def split_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
         idx = np.flatnonzero(labels == u)
         if idx.shape[0] < 4 * cfg.min_unit_spikes:
             continue
-        fit_idx = _subsample(idx, 4 * cfg.split_sample, rng)
+        fit_idx = _subsample(idx, cfg.split_fit_sample, rng)
         gm = GaussianMixture(2, covariance_type="full", reg_covar=1e-3, init_params="k-means++",
                              random_state=int(rng.integers(2**31 - 1)))
         sub = gm.fit(x[fit_idx]).predict(x[fit_idx])
@@ -273,8 +273,10 @@ class Discriminant:
 
     @staticmethod
     def _maha(x: np.ndarray, mean: np.ndarray, cov: np.ndarray) -> tuple[np.ndarray, float]:
+        from scipy.linalg import solve_triangular
+
         chol = np.linalg.cholesky(cov)
-        z = np.linalg.solve(chol, (x - mean).T)
+        z = solve_triangular(chol, (x - mean).T, lower=True, check_finite=False)
         return (z**2).sum(0), 2 * np.log(np.diag(chol)).sum()
 
     def log_likelihood(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -210,9 +210,14 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
                 spikes.sample_index[g], peak_index, spikes.fs, config, (config.seed, int(e)),
                 white.get(int(e)), *noise.get(int(e), (None, None)))
 
-    jobs = _LazyJobs(job, len(electrodes))
+    # the largest electrodes first, so that no long electrode is left running alone at the end
+    # (each electrode's result depends only on its own spikes and seed, not on the order)
+    order = np.argsort([-g.size for g in groups], kind="stable")
+    jobs = _LazyJobs(lambda k: job(int(order[k])), len(electrodes))
     t0 = time.perf_counter()
-    results = _run_jobs(jobs, config.n_jobs, progress)
+    results = [None] * len(electrodes)
+    for k, res in zip(order, _run_jobs(jobs, config.n_jobs, progress)):
+        results[int(k)] = res
     return _assemble(spikes, config, electrodes, groups, results, time.perf_counter() - t0)
 
 

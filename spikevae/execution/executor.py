@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import multiprocessing
-from collections import deque
 from typing import Callable, Iterator, Sequence
 
 #: The Dask executor of the current context (set by :func:`dask_executor`), or None.
@@ -126,14 +125,21 @@ def map_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = Fal
         from .pool import worker_pool
 
         # a bounded window of jobs in flight, each built (jobs[i]) only when it is submitted: a lazy
-        # sequence of jobs then never holds every job's data at once
-        out, window = [], 2 * int(n_jobs)
+        # sequence of jobs then never holds every job's data at once; a new job goes in as soon as any
+        # job ends (not the oldest: one long job must not leave the other workers idle)
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        out, window, n = [None] * len(jobs), 2 * int(n_jobs), len(jobs)
         with allow_children(), worker_pool(n_jobs, spawn=spawn) as pool:
-            pending = deque(pool.submit(fn, jobs[i]) for i in range(min(window, len(jobs))))
-            for i in range(window, len(jobs) + window):
-                out.append(pending.popleft().result())
-                if i < len(jobs):
-                    pending.append(pool.submit(fn, jobs[i]))
+            pending = {pool.submit(fn, jobs[i]): i for i in range(min(window, n))}
+            submitted = len(pending)
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    out[pending.pop(fut)] = fut.result()
+                    if submitted < n:
+                        pending[pool.submit(fn, jobs[submitted])] = submitted
+                        submitted += 1
         return out
     order = range(len(jobs))
     if progress:
