@@ -59,8 +59,8 @@ def ground_truth_labels(spikes: Spikes, gt: Sorting, tol_ms: float = 0.4) -> np.
 
 
 def supervised_probe(features: np.ndarray, electrode: np.ndarray, labels: np.ndarray,
-                     n_folds: int = 5, seed: int = 0) -> np.ndarray:
-    """Cross-validated linear-discriminant predictions per electrode.
+                     n_folds: int = 5, seed: int = 0, window: np.ndarray | None = None) -> np.ndarray:
+    """Cross-validated linear-discriminant predictions per electrode (or per electrode and time window).
 
     Parameters
     ----------
@@ -68,6 +68,9 @@ def supervised_probe(features: np.ndarray, electrode: np.ndarray, labels: np.nda
     electrode : ndarray of shape (n_spikes,)
     labels : ndarray of shape (n_spikes,), int; -1 = noise (a class of its own)
     n_folds : int, default 5
+    window : ndarray of shape (n_spikes,), int, optional
+        Each spike's time window: one discriminant per electrode and window, so a unit whose
+        waveform drifts is separated as well as the clusters of each window allow.
 
     Returns
     -------
@@ -78,8 +81,11 @@ def supervised_probe(features: np.ndarray, electrode: np.ndarray, labels: np.nda
 
     pred = np.full(labels.shape, NOISE, dtype=np.int64)
     x = np.asarray(features, dtype=np.float64)
-    for e in np.unique(electrode):
-        idx = np.flatnonzero(electrode == e)
+    group = np.asarray(electrode, dtype=np.int64)
+    if window is not None:
+        group = group * (int(np.max(window)) + 1) + np.asarray(window, dtype=np.int64)
+    for e in np.unique(group):
+        idx = np.flatnonzero(group == e)
         classes = np.unique(labels[idx])
         if classes.size < 2 or idx.size < 2 * n_folds:
             pred[idx] = classes[0] if classes.size == 1 else NOISE

@@ -121,3 +121,17 @@ def test_diagnose_command_without_a_run_is_a_user_error(tmp_path):
     with pytest.raises(SystemExit) as exc:
         main(["diagnose", str(tmp_path), "--gt", str(tmp_path / "gt.npz")])
     assert exc.value.code == 1
+
+
+def test_windowed_probe_follows_units_that_swap_places_over_time():
+    # two units whose feature means cross over time: no fixed line separates them, one per window does
+    rng = np.random.default_rng(4)
+    n = 800
+    t = np.sort(rng.uniform(0, 2, n))
+    y = rng.integers(0, 2, n)
+    x = rng.normal(scale=0.3, size=(n, 2))
+    x[:, 0] += np.where(y == 1, 1.0, -1.0) * np.where(t < 1, 1.0, -1.0) * 2.0
+    piece = np.mean(supervised_probe(x, np.zeros(n, int), y) == y)
+    windowed = np.mean(supervised_probe(x, np.zeros(n, int), y, window=(t >= 1).astype(int)) == y)
+    assert piece < 0.7
+    assert windowed > 0.99
