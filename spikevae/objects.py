@@ -230,7 +230,10 @@ class Embedding:
 
     Parameters
     ----------
-    features : ndarray of shape (n_spikes, n_features), float32
+    features : ndarray of shape (n_spikes, n_features), float32, or DiskWaveforms
+        A run's features stay on disk (``OUT/features_<method>.h5``, one dataset per electrode,
+        read like :class:`~spikevae.waveform_store.DiskWaveforms` waveforms: per electrode or by
+        rows); ``np.asarray`` or :meth:`in_memory` reads them all.
     method : str
         Name of the feature extractor (``"pca"``, ``"vae"``).
     params : dict
@@ -252,7 +255,8 @@ class Embedding:
     noise_rate_hz: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        self.features = np.asarray(self.features, dtype=np.float32)
+        if not _on_disk(self.features):  # features on disk are read where they are used
+            self.features = np.asarray(self.features, dtype=np.float32)
         if self.features.ndim != 2:
             raise ValueError(f"features must be 2-D (n_spikes, n_features), got shape {self.features.shape}")
         if (self.noise_features is None) != (self.noise_electrode is None):
@@ -267,6 +271,14 @@ class Embedding:
     @property
     def n_spikes(self) -> int:
         return int(self.features.shape[0])
+
+    def in_memory(self) -> "Embedding":
+        """This embedding with its features read into memory (self when they already are)."""
+        if not _on_disk(self.features):
+            return self
+        import dataclasses
+
+        return dataclasses.replace(self, features=np.asarray(self.features))
 
     def __repr__(self) -> str:
         return f"Embedding({self.method}: {self.features.shape[0]} spikes x {self.features.shape[1]} features)"

@@ -309,12 +309,14 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
         fcfg = features_section(config, method)
         emb_hash = embedding_key(spike_hash, method, config)
         with timer.stage(f"features_{method}"):
+            # the features stay on disk (features_<method>.h5, per electrode): the clustering reads each
+            # electrode's in its worker, the report a subsample; no stage holds them all
             if not force and store.has(f"embedding/{method}", emb_hash):
-                emb = store.load_embedding(method)
+                emb = store.load_embedding(method, spikes.electrode)
                 skipped.append(f"features_{method}")
             else:
                 emb = _features_stage(spikes, method, config, out, progress)
-                store.save_embedding(emb, fcfg, emb_hash)
+                emb = store.save_embedding(emb, fcfg, emb_hash, spikes.electrode)
         embeddings[method] = emb
         clu_hash = sorting_key(emb_hash, config)
         with timer.stage(f"cluster_{method}"):

@@ -7,7 +7,10 @@ Layout of ``OUT/run.h5``::
                                  n_samples (the waveforms are in OUT/waveforms.h5, one dataset per
                                  electrode, attr ``hash`` = the spikes' hash: spikevae.waveform_store;
                                  stores written before it hold ``waveforms`` here)
-    /embedding/<method>          features; attrs params (JSON)
+    /embedding/<method>          feature_row, [noise_features, noise_electrode, noise_rate_hz]; attrs params
+                                 (JSON), n_features (the features are in OUT/features_<method>.h5, one
+                                 dataset per electrode, attr ``hash`` = the embedding's hash; stores
+                                 written before it hold ``features`` here)
     /sorting/<method>            sample_index, electrode, unit; attrs fs, params (JSON)
     /extra/<name>                free-form arrays (training history, ...)
     each stage group: attrs ``config`` (JSON), ``hash`` (the stage's cache key), ``done`` (True)
@@ -350,6 +353,9 @@ class RunStore:
                 return False
             stored = str(f[group].attrs.get("hash", ""))
             on_disk = group == "spikes" and "waveform_row" in f[group]
+            features_on_disk = group.startswith("embedding/") and "feature_row" in f[group]
+        if features_on_disk:  # the feature file must belong to this embedding
+            return self._features_present(group.split("/", 1)[1], stored)
         return not on_disk or self._waveforms_present(stored)  # the waveform file must belong to these spikes
 
     def hash_of(self, group: str) -> str:
@@ -493,15 +499,65 @@ class RunStore:
         a, _ = self.read_group("artefacts")
         return Artefacts.from_arrays(a)
 
-    def save_embedding(self, emb: Embedding, config: dict, hash_: str) -> None:
-        arrays = {"features": emb.features}
+    def feature_path(self, method: str) -> Path:
+        """The file of feature method ``method``'s features (:func:`spikevae.waveform_store.feature_file`)."""
+        from .waveform_store import feature_file
+
+        return self.out_dir / feature_file(method)
+
+    def _features_present(self, method: str, hash_: str) -> bool:
+        from .waveform_store import file_attrs
+
+        return file_attrs(self.feature_path(method)).get("hash") == hash_
+
+    def save_embedding(self, emb: Embedding, config: dict, hash_: str, electrode=None) -> Embedding:
+        """Store ``emb``; returns it as stored.
+
+        With ``electrode`` (the spikes' electrode of each row), the features go to
+        ``features_<method>.h5``, one dataset per electrode, and the returned Embedding reads them
+        from there (its rows share ``electrode``): the caller can drop the in-memory features.
+        Without it they are stored in ``run.h5`` and ``emb`` is returned.
+        """
+        import dataclasses
+
+        from .waveform_store import write_waveforms
+
+        arrays = {}
         if emb.noise_features is not None:
             arrays.update(noise_features=emb.noise_features, noise_electrode=emb.noise_electrode,
                           noise_rate_hz=emb.noise_rate_hz)
-        self.write_group(f"embedding/{emb.method}", arrays, {"params": emb.params, "config": config}, hash_)
+        attrs = {"params": emb.params, "config": config, "n_features": int(emb.features.shape[1])}
+        if electrode is None:
+            self.write_group(f"embedding/{emb.method}", {"features": emb.features} | arrays, attrs, hash_)
+            return emb
+        electrode = np.asarray(electrode)
+        path = self.feature_path(emb.method)
+        with _writing(path):
+            n_el = int(electrode.max()) + 1 if electrode.size else 1
+            on_disk = write_waveforms(path, electrode, emb.features, n_el, {"hash": hash_})
+        self.write_group(f"embedding/{emb.method}", {"feature_row": on_disk.row} | arrays, attrs, hash_)
+        return dataclasses.replace(emb, features=on_disk)
 
-    def load_embedding(self, method: str) -> Embedding:
+    def load_embedding(self, method: str, electrode=None) -> Embedding:
+        """The stored embedding ``method``; features kept in their file are read from there when used.
+
+        Parameters
+        ----------
+        electrode : ndarray of shape (n_spikes,), optional
+            The stored spikes' electrode array, to share (else read from the store).
+        """
+        from .waveform_store import DiskWaveforms
+
         a, attrs = self.read_group(f"embedding/{method}")
+        if "feature_row" in a:
+            if not self._features_present(method, str(attrs.get("hash", ""))):
+                raise SpikevaeError(f"{self.feature_path(method)}: the '{method}' features file is missing or "
+                                    f"belongs to another run; rerun `spikevae run` with -o {self.out_dir} to rebuild it")
+            if electrode is None:
+                with self._open_read() as f:
+                    electrode = f["spikes/electrode"][()]
+            a["features"] = DiskWaveforms(self.feature_path(method), electrode, a.pop("feature_row"),
+                                          int(attrs["n_features"]))
         return Embedding(a["features"], method, attrs.get("params", {}),
                          a.get("noise_features"), a.get("noise_electrode"), a.get("noise_rate_hz"))
 

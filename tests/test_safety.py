@@ -363,8 +363,8 @@ def test_rerun_removes_the_outputs_it_does_not_rewrite(small_run, tmp_path):
     names = {p.name for p in work.iterdir()}
     assert not ({"report.html", "metrics.json", "scores.json"} & names)  # not rewritten, so removed
     doc = json.loads((work / "manifest.json").read_text())
-    assert set(doc["files"]) == {n for n in names if n not in ("run.h5", "waveforms.h5", "manifest.json")
-                                 and not n.startswith(".")}
+    store_files = ("run.h5", "waveforms.h5", "features_pca.h5", "manifest.json")  # the run store, not outputs
+    assert set(doc["files"]) == {n for n in names if n not in store_files and not n.startswith(".")}
     assert json.loads((work / "summary.json").read_text())["run_id"] == doc["run_id"]
 
 

@@ -72,21 +72,23 @@ def test_streamed_detection_equals_detection_in_memory(recording, tmp_path, n_jo
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_a_run_never_reads_every_waveform_at_once_and_sorts_as_in_memory(recording, tmp_path, monkeypatch):
+def test_a_run_never_reads_every_waveform_or_feature_at_once_and_sorts_as_in_memory(recording, tmp_path, monkeypatch):
     cfg = PipelineConfig()
     filt = preprocess(recording, cfg.preprocess)
     in_memory = detect_spikes(filt, cfg.detect, chunk_s=cfg.run.chunk_s, seed=cfg.run.seed)
     ref = run_pipeline(in_memory, cfg, tmp_path / "mem", report=False)
 
     def whole(self, dtype=None, copy=None):
-        raise AssertionError(f"a stage read all {len(self)} waveforms at once")
+        raise AssertionError(f"a stage read all {len(self)} rows of {self.path.name} at once")
 
     monkeypatch.setattr(DiskWaveforms, "__array__", whole)
     res = run_pipeline(recording, cfg, tmp_path / "disk", report=True)
     assert isinstance(res.spikes.waveforms, DiskWaveforms)
     assert (tmp_path / "disk" / WAVEFORM_FILE).is_file() and (tmp_path / "disk" / "report.html").is_file()
     np.testing.assert_array_equal(res.spikes.sample_index, ref.spikes.sample_index)
-    np.testing.assert_array_equal(res.embeddings["pca"].features, ref.embeddings["pca"].features)
+    feats = res.embeddings["pca"].features  # on disk too, per electrode, and equal to the in-memory run's
+    assert isinstance(feats, DiskWaveforms) and feats.path == tmp_path / "disk" / "features_pca.h5"
+    np.testing.assert_array_equal(feats[:], ref.embeddings["pca"].features[:])
     np.testing.assert_array_equal(res.sorting.unit, ref.sorting.unit)
     assert len(res.sorting.unit_ids) >= 3
 

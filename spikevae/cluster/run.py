@@ -156,7 +156,9 @@ def _finish(x, wf, sample_index, peak_index, fs, config, rng, labels, fit, st, w
 
 
 def _features(embedding: Embedding, n_features: int) -> np.ndarray:
-    x = embedding.features
+    """The features the clustering uses (the first ``n_features``; all when 0), in memory; features on
+    disk are read per electrode by :func:`_electrode_features` instead."""
+    x = np.asarray(embedding.features)
     return x if n_features <= 0 else x[:, :n_features]
 
 
@@ -194,7 +196,9 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     if embedding.n_spikes != spikes.n_spikes:
         raise ValueError(f"embedding has {embedding.n_spikes} rows but there are {spikes.n_spikes} spikes")
     get_clusterer(config)  # fail early on an unknown method
-    x = _features(embedding, config.n_features)
+    from ..waveform_store import is_lazy
+
+    x = embedding.features if is_lazy(embedding.features) else _features(embedding, config.n_features)
     peak_index = spikes.peak_index
     if spikes.group_channels is not None:  # channel groups: unit SNR from each spike's largest channel, no overlaps
         peak, peak_index = spikes.peak_scaled()[:, None], 0
@@ -206,7 +210,8 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     noise = _noise_class(spikes, embedding, config, groups, electrodes)
     def job(i: int) -> tuple:  # built when submitted: the job list holds no copy of the features
         e, g = electrodes[i], groups[i]
-        return (x[g], peak[g] if spikes.group_channels is not None else _electrode_waveforms(spikes, g, e),
+        return (_electrode_features(x, g, e, config.n_features),
+                peak[g] if spikes.group_channels is not None else _electrode_waveforms(spikes, g, e),
                 spikes.sample_index[g], peak_index, spikes.fs, config, (config.seed, int(e)),
                 white.get(int(e)), *noise.get(int(e), (None, None)))
 
@@ -266,33 +271,52 @@ class _LazyJobs:
 
 
 class _ScaledRows:
-    """One electrode's noise-scaled waveforms, read from the run's waveform file when its job runs
-    (so the job list, and what is sent to workers, holds indices, not waveforms)."""
+    """One electrode's rows of a file (noise-scaled waveforms, or features), read when its job runs (so
+    the job list, and what is sent to workers, holds indices, not waveforms or features)."""
 
-    def __init__(self, waveforms, sigma):
-        self.waveforms, self.sigma = waveforms, sigma
+    def __init__(self, waveforms, sigma=1.0, n_cols: int = 0):
+        self.waveforms, self.sigma, self.n_cols = waveforms, sigma, n_cols
 
     def load(self) -> np.ndarray:
-        return self.waveforms[:] / self.sigma
+        rows = self.waveforms[:] if self.n_cols <= 0 else self.waveforms[:, :self.n_cols]
+        return rows / self.sigma if self.sigma != 1.0 else rows
+
+
+def _one_electrode(rows, positions: np.ndarray, electrode: int):
+    """``rows`` (a DiskWaveforms) at ``positions``, all on ``electrode``: its index as a zero-stride
+    view, not an array per spike."""
+    from ..waveform_store import DiskWaveforms
+
+    return DiskWaveforms(rows.path, np.broadcast_to(np.int64(electrode), positions.shape), rows.row[positions],
+                         rows.n_samples)
+
+
+def _electrode_features(x, rows: np.ndarray, electrode: int, n_features: int):
+    """The features of ``rows`` (all on ``electrode``), or a :class:`_ScaledRows` that reads them in the
+    job when they are on disk."""
+    from ..waveform_store import is_lazy
+
+    if is_lazy(x):
+        return _ScaledRows(_one_electrode(x, rows, electrode), n_cols=n_features)
+    return x[rows]
 
 
 def _electrode_waveforms(spikes: Spikes, rows: np.ndarray, electrode: int):
     """The noise-scaled waveforms of ``rows`` (all on ``electrode``), or a :class:`_ScaledRows` that reads
     them later when they are on disk."""
-    from ..waveform_store import DiskWaveforms, is_lazy
+    from ..waveform_store import is_lazy
 
     wf = spikes.waveforms
-    if is_lazy(wf):  # one electrode: its index as a zero-stride view, not an array per spike
-        rows_e = DiskWaveforms(wf.path, np.broadcast_to(np.int64(electrode), rows.shape), wf.row[rows], wf.n_samples)
-        return _ScaledRows(rows_e, np.maximum(spikes.noise_uv, 1e-6)[electrode])
+    if is_lazy(wf):
+        return _ScaledRows(_one_electrode(wf, rows, electrode), np.maximum(spikes.noise_uv, 1e-6)[electrode])
     return spikes.scaled_waveforms(rows)
 
 
 def _cluster_job(job: tuple) -> ElectrodeResult:
     from ..execution import release_memory
 
-    if isinstance(job[1], _ScaledRows):
-        job = (job[0], job[1].load(), *job[2:])
+    if isinstance(job[0], _ScaledRows) or isinstance(job[1], _ScaledRows):
+        job = tuple(j.load() if isinstance(j, _ScaledRows) else j for j in job[:2]) + tuple(job[2:])
     result = cluster_electrode(*job)
     del job
     release_memory()  # a worker clusters many electrodes: what one freed must not stay resident

@@ -127,9 +127,9 @@ class WaveformWriter:
 def write_waveforms(path, electrode: np.ndarray, waveforms, n_electrodes: int, attrs: dict | None = None,
                     block: int = 1 << 16) -> DiskWaveforms:
     """Write in-memory (or another file's) waveforms to a waveform file at ``path``; returns them on disk."""
-    electrode = np.asarray(electrode, dtype=np.int64)
+    electrode = np.asarray(electrode)
     n_samples = int(waveforms.shape[1])
-    rows = np.empty(electrode.size, dtype=np.int64)
+    rows = np.empty(electrode.size, dtype=np.int32)  # 4 bytes a spike: no electrode holds 2**31 rows
     with WaveformWriter(path, n_electrodes, n_samples, attrs) as w:
         for a in range(0, electrode.size, block):
             b = min(a + block, electrode.size)
