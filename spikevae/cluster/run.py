@@ -318,6 +318,7 @@ def _cluster_job(job: tuple) -> ElectrodeResult:
     if isinstance(job[0], _ScaledRows) or isinstance(job[1], _ScaledRows):
         job = tuple(j.load() if isinstance(j, _ScaledRows) else j for j in job[:2]) + tuple(job[2:])
     result = cluster_electrode(*job)
+    result.labels = result.labels.astype(np.int32)  # local ids: the main process holds every electrode's until assembly
     del job
     release_memory()  # a worker clusters many electrodes: what one freed must not stay resident
     return result

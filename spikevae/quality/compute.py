@@ -42,10 +42,10 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (sorting.n_spikes,), int64
+    ndarray of shape (sorting.n_spikes,), int32 (int64 past 2**31 spikes: half the memory per spike)
     """
     n, m = spikes.sample_index.size, sorting.sample_index.size
-    out = np.full(m, -1, dtype=np.int64)
+    out = np.full(m, -1, dtype=np.int32 if n < 2**31 else np.int64)
     if n == 0:
         return out
     # a run's own sorting starts with the detected spikes in their order: those need no search
@@ -53,7 +53,7 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
             and np.array_equal(sorting.electrode[:n], spikes.electrode))
     start = n if head else 0
     if head:
-        out[:n] = np.arange(n)
+        out[:n] = np.arange(n, dtype=out.dtype)
     if start == m:
         return out
     t, e = spikes.sample_index, spikes.electrode
@@ -67,6 +67,20 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     pos = np.minimum(np.searchsorted(key_sp[order], key_so), n - 1)
     out[start:] = np.where(key_sp[order][pos] == key_so, order[pos], -1)
     return out
+
+
+def spike_units(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = None) -> np.ndarray:
+    """Unit of each spike of ``spikes`` under ``sorting`` (-1: unsorted or absent), int32 unless the ids
+    need more; ``match`` is :func:`match_spikes` of the two when the caller has it. Filled a block of
+    sorted spikes at a time: no mask or copy the length of the recording."""
+    m = match_spikes(spikes, sorting) if match is None else match
+    lab = np.full(spikes.n_spikes, -1, dtype=label_dtype(sorting.unit))
+    block = 1 << 20
+    for i in range(0, m.size, block):
+        mb = m[i:i + block]
+        ok = mb >= 0
+        lab[mb[ok]] = sorting.unit[i:i + block][ok]
+    return lab
 
 
 def _match_in_detection_order(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.ndarray) -> np.ndarray:
@@ -207,10 +221,7 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     fs = float(sorting.fs)
     n_samples = int(round(duration_s * fs))
     match = match_spikes(spikes, sorting)
-    spike_unit = np.full(spikes.n_spikes, -1, dtype=label_dtype(sorting.unit))
-    hit = match >= 0
-    spike_unit[match[hit]] = sorting.unit[hit]
-    del hit
+    spike_unit = spike_units(spikes, sorting, match)
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
     rows: dict[int, dict] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpikevaeError
-from ..objects import Sorting, Spikes, label_dtype
+from ..objects import Sorting, Spikes
 
 log = logging.getLogger(__name__)
 
@@ -183,13 +183,6 @@ def context_from_result(result) -> ReportContext:
 
 def spike_labels(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     """Unit of each spike of ``spikes`` under ``sorting`` (-1: unsorted or absent); int32 unless the ids need more."""
-    from ..quality import match_spikes
+    from ..quality.compute import spike_units
 
-    m = match_spikes(spikes, sorting)
-    lab = np.full(spikes.n_spikes, -1, dtype=label_dtype(sorting.unit))
-    block = 1 << 20  # a block of spikes at a time: no mask or copy the length of the recording
-    for i in range(0, m.size, block):
-        mb = m[i:i + block]
-        ok = mb >= 0
-        lab[mb[ok]] = sorting.unit[i:i + block][ok]
-    return lab
+    return spike_units(spikes, sorting)
