@@ -333,7 +333,9 @@ def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
 
 
 def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: float) -> Sorting:
-    unit = np.full(spikes.n_spikes, -1, dtype=np.int64)
+    n = spikes.n_spikes
+    # the detected spikes' units, then the overlap extras': one array of the final length, not a concatenation
+    unit = np.full(n + sum(r.extra_index.size for r in results), -1, dtype=np.int64)
     extra_t, extra_e, extra_u, per_electrode = [], [], [], {}
     next_id = 0
     for e, g, r in zip(electrodes, groups, results):
@@ -355,6 +357,14 @@ def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: floa
     return Sorting(
         sample_index=np.concatenate([spikes.sample_index, et]),
         electrode=np.concatenate([spikes.electrode] + extra_e),
-        unit=np.concatenate([unit] + extra_u),
+        unit=_fill_tail(unit, n, extra_u),
         fs=spikes.fs, params=params,
     )
+
+
+def _fill_tail(unit: np.ndarray, n: int, parts: list) -> np.ndarray:
+    """``unit`` with ``parts`` written one after another from position ``n``."""
+    for p in parts:
+        unit[n:n + p.size] = p
+        n += p.size
+    return unit

@@ -69,4 +69,4 @@ class PCAFeatures(FeatureExtractor):
         for rows in blocks(spikes.n_spikes):  # block by block: the waveforms may be on disk
             feats[rows] = (model_input(spikes, self.config.whiten, rows) - self.mean_) @ self.components_.T
         params = self.get_params() | {"explained_variance_ratio": np.round(self.explained_variance_ratio_, 5).tolist()}
-        return Embedding(feats.astype(np.float32), "pca", params)
+        return Embedding(feats, "pca", params)  # already float32: no copy of every spike's features
