@@ -335,14 +335,17 @@ def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
 def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: float) -> Sorting:
     n = spikes.n_spikes
     # the detected spikes' units, then the overlap extras': one array of the final length, not a concatenation
-    unit = np.full(n + sum(r.extra_index.size for r in results), -1, dtype=np.int64)
+    n_all = n + sum(r.extra_index.size for r in results)
+    unit = np.full(n_all, -1, dtype=np.int32)  # the Sorting's own dtypes: no copy when it is made
+    electrode = np.empty(n_all, dtype=np.int32)
+    electrode[:n] = spikes.electrode
     extra_t, extra_e, extra_u, per_electrode = [], [], [], {}
     next_id = 0
     for e, g, r in zip(electrodes, groups, results):
         k = int(r.labels.max()) + 1 if r.labels.size else 0
         unit[g] = np.where(r.labels >= 0, r.labels + next_id, -1)
         extra_t.append(r.extra_index)
-        extra_e.append(np.full(r.extra_index.size, e, dtype=np.int64))
+        extra_e.append(np.full(r.extra_index.size, e, dtype=np.int32))
         extra_u.append(np.where(r.extra_unit >= 0, r.extra_unit + next_id, -1))
         next_id += max(k, 0)
         per_electrode[str(spikes.channel_ids[e])] = r.stats
@@ -356,7 +359,7 @@ def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: floa
              elapsed, totals["merges"], totals["splits"], totals["noise"], et.size)
     return Sorting(
         sample_index=np.concatenate([spikes.sample_index, et]),
-        electrode=np.concatenate([spikes.electrode] + extra_e),
+        electrode=_fill_tail(electrode, n, extra_e),
         unit=_fill_tail(unit, n, extra_u),
         fs=spikes.fs, params=params,
     )
