@@ -1,5 +1,8 @@
 """Waveforms on disk (spikevae.waveform_store): exact reads, atomic files, and a run that never
 holds every waveform in memory yet sorts exactly as from waveforms in memory."""
+import shutil
+
+import h5py
 import numpy as np
 import pytest
 
@@ -104,6 +107,32 @@ def test_a_missing_waveform_file_is_rebuilt_or_named(recording, tmp_path):
     again = run_pipeline(recording, cfg, out, report=False)  # detection runs again, nothing else changes
     np.testing.assert_array_equal(again.sorting.unit, first.sorting.unit)
     np.testing.assert_array_equal(np.asarray(load_spikes(out).waveforms[:50]), np.asarray(first.spikes.waveforms[:50]))
+
+
+def test_a_missing_or_foreign_feature_file_is_recomputed_or_named(recording, tmp_path):
+    from spikevae.store import load_embedding
+    from spikevae.waveform_store import feature_file
+
+    cfg = PipelineConfig()
+    out = tmp_path / "run"
+    first = run_pipeline(recording, cfg, out, report=False)
+    want = first.embeddings["pca"].features[:]
+    (out / feature_file("pca")).unlink()
+    with pytest.raises(SpikevaeError, match="features file is missing"):
+        load_embedding(out, "pca")
+    again = run_pipeline(recording, cfg, out, report=False)  # the features are made again, nothing else changes
+    assert "features_pca" not in again.skipped and "detect" in again.skipped
+    np.testing.assert_array_equal(again.embeddings["pca"].features[:], want)
+    np.testing.assert_array_equal(again.sorting.unit, first.sorting.unit)
+    other = tmp_path / "other"  # another run's feature file copied in: refused, then replaced
+    run_pipeline(recording, PipelineConfig(), other, report=False)
+    shutil.copy(other / feature_file("pca"), out / feature_file("pca"))
+    with h5py.File(out / feature_file("pca"), "r+") as f:
+        f.attrs["hash"] = "another run"
+    assert not RunStore(out).has("embedding/pca")
+    third = run_pipeline(recording, cfg, out, report=False)
+    assert "features_pca" not in third.skipped
+    np.testing.assert_array_equal(third.embeddings["pca"].features[:], want)
 
 
 def test_spikes_outlive_their_run_folder_only_in_memory(stored, tmp_path):
