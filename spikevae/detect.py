@@ -546,7 +546,7 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
         for k in cols:
             cols[k] = cols[k][order]
         del order
-    electrode = cols.pop("ch").astype(np.int64)
+    electrode = cols.pop("ch").astype(np.int32)  # Spikes' electrode dtype
     if writer is not None:
         from .waveform_store import DiskWaveforms
 

@@ -71,7 +71,7 @@ class Spikes:
     ----------
     sample_index : ndarray of shape (n_spikes,), int64
         Sample of the aligned peak, from the start of the recording.
-    electrode : ndarray of shape (n_spikes,), int64
+    electrode : ndarray of shape (n_spikes,), int32 (int64 past 2**31 electrodes)
         Index of the electrode (into ``channel_ids``).
     waveforms : ndarray of shape (n_spikes, n_samples), float32, µV, or DiskWaveforms
         Aligned waveforms; the peak sits at ``peak_index``. A run's spikes keep them on disk
@@ -118,7 +118,7 @@ class Spikes:
     def __post_init__(self) -> None:
         self.sample_index = np.asarray(self.sample_index, dtype=np.int64)
         n = self.sample_index.shape[0]
-        self.electrode = np.asarray(self.electrode, dtype=np.int64)
+        self.electrode = _narrow_ints(self.electrode, "electrode")  # int32: half the memory per spike
         if not _on_disk(self.waveforms):  # waveforms on disk (spikevae.waveform_store) are read where used
             self.waveforms = np.asarray(self.waveforms, dtype=np.float32)
         if self.waveforms.ndim != 2:
