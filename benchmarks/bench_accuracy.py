@@ -63,7 +63,7 @@ def main() -> None:
                 t0 = time.perf_counter()
                 r = run_pipeline(s.recording, cfg, tmp, report=False)
                 secs = time.perf_counter() - t0
-                r.spikes = r.spikes.in_memory()  # the waveforms, before their run folder goes
+                r = r.in_memory()  # the waveforms and features, before their run folder goes
             off = estimate_offset(s.gt, r.sorting) if s.estimate_offset else 0
             ceil = detection_ceiling(r.spikes, s.gt, off)
             sc = {m: compare_sortings(s.gt, so, offset_samples=off) for m, so in r.sortings.items()}

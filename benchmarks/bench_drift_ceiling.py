@@ -81,8 +81,8 @@ def diagnose_length(seed: int, minutes: float, n_el: int, drift: float, window_s
         spikes, emb, sorting = store.load_spikes(), store.load_embedding("pca"), store.load_sorting("pca")
     else:
         with tempfile.TemporaryDirectory() as d:
-            r = _run(s, Path(d), overrides)
-            spikes, emb, sorting = r.spikes.in_memory(), r.embeddings["pca"], r.sorting
+            r = _run(s, Path(d), overrides).in_memory()
+            spikes, emb, sorting = r.spikes, r.embeddings["pca"], r.sorting
     gt = s.gt
     labels = ground_truth_labels(spikes, gt)
     x = np.asarray(emb.features)

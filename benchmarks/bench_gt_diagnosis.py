@@ -42,7 +42,7 @@ def diagnose_set(s, methods: list[str], overrides: list[str]) -> list[dict]:
         t0 = time.perf_counter()
         r = run_pipeline(s.recording, cfg, tmp, report=False)
         t_run = time.perf_counter() - t0
-        r.spikes = r.spikes.in_memory()  # the waveforms, before their run folder goes
+        r = r.in_memory()  # the waveforms and features, before their run folder goes
     off = estimate_offset(s.gt, r.sorting) if s.estimate_offset else 0
     gt = Sorting(s.gt.sample_index + off, s.gt.electrode, s.gt.unit, s.gt.fs)
     rows = []

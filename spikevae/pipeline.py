@@ -45,6 +45,14 @@ class RunResult:
     def sorting(self) -> Sorting:
         return self.sortings[self.main_method]
 
+    def in_memory(self) -> "RunResult":
+        """This result with its spikes' waveforms and its features read into memory (they stay on disk in the
+        run folder otherwise): for use after the run folder is gone, e.g. a run in a temporary folder."""
+        import dataclasses
+
+        return dataclasses.replace(self, spikes=self.spikes.in_memory(),
+                                   embeddings={m: e.in_memory() for m, e in self.embeddings.items()})
+
 
 class _Timer:
     """Wall time and peak resident memory of each stage."""

@@ -144,5 +144,16 @@ def test_spikes_outlive_their_run_folder_only_in_memory(stored, tmp_path):
     kept = spikes.in_memory()
     (tmp_path / "w.h5").unlink()
     np.testing.assert_array_equal(kept.waveforms, wf)
-    with pytest.raises(SpikevaeError, match="waveform file is gone"):
+    with pytest.raises(SpikevaeError, match="features\) is gone"):
         spikes.waveforms[:3]
+
+
+def test_a_run_result_outlives_its_folder_in_memory(recording, tmp_path):
+    out = tmp_path / "run"
+    res = run_pipeline(recording, PipelineConfig(), out, report=False)
+    kept = res.in_memory()
+    shutil.rmtree(out)
+    assert isinstance(kept.spikes.waveforms, np.ndarray) and isinstance(kept.embeddings["pca"].features, np.ndarray)
+    assert kept.embeddings["pca"].features.shape == (res.spikes.n_spikes, 5)
+    with pytest.raises(SpikevaeError, match="is gone .* call .in_memory"):
+        res.embeddings["pca"].features[:3]

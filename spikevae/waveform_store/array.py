@@ -122,8 +122,9 @@ class DiskWaveforms:
         if not self.path.is_file():
             from ..errors import SpikevaeError
 
-            raise SpikevaeError(f"{self.path}: the spikes' waveform file is gone (was its run folder removed?); "
-                                "keep the run folder while the spikes are used, or call spikes.in_memory() first")
+            raise SpikevaeError(f"{self.path}: this file of the run (the spikes' waveforms or features) is gone (was its "
+                                "run folder removed?); keep the run folder while its spikes or embeddings are used, or "
+                                "call .in_memory() on them (or on the run's result) first")
         with h5py.File(self.path, "r") as f:
             for part in np.split(order, bounds):
                 ds = f[dataset_name(int(el[part[0]]))]
