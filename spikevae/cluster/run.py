@@ -270,7 +270,7 @@ class _LazyJobs:
         return self.make(i)
 
 
-class _ScaledRows:
+class _DeferredRows:
     """One electrode's rows of a file (noise-scaled waveforms, or features), read when its job runs (so
     the job list, and what is sent to workers, holds indices, not waveforms or features)."""
 
@@ -292,31 +292,31 @@ def _one_electrode(rows, positions: np.ndarray, electrode: int):
 
 
 def _electrode_features(x, rows: np.ndarray, electrode: int, n_features: int):
-    """The features of ``rows`` (all on ``electrode``), or a :class:`_ScaledRows` that reads them in the
+    """The features of ``rows`` (all on ``electrode``), or a :class:`_DeferredRows` that reads them in the
     job when they are on disk."""
     from ..waveform_store import is_lazy
 
     if is_lazy(x):
-        return _ScaledRows(_one_electrode(x, rows, electrode), n_cols=n_features)
+        return _DeferredRows(_one_electrode(x, rows, electrode), n_cols=n_features)
     return x[rows]
 
 
 def _electrode_waveforms(spikes: Spikes, rows: np.ndarray, electrode: int):
-    """The noise-scaled waveforms of ``rows`` (all on ``electrode``), or a :class:`_ScaledRows` that reads
+    """The noise-scaled waveforms of ``rows`` (all on ``electrode``), or a :class:`_DeferredRows` that reads
     them later when they are on disk."""
     from ..waveform_store import is_lazy
 
     wf = spikes.waveforms
     if is_lazy(wf):
-        return _ScaledRows(_one_electrode(wf, rows, electrode), np.maximum(spikes.noise_uv, 1e-6)[electrode])
+        return _DeferredRows(_one_electrode(wf, rows, electrode), np.maximum(spikes.noise_uv, 1e-6)[electrode])
     return spikes.scaled_waveforms(rows)
 
 
 def _cluster_job(job: tuple) -> ElectrodeResult:
     from ..execution import release_memory
 
-    if isinstance(job[0], _ScaledRows) or isinstance(job[1], _ScaledRows):
-        job = tuple(j.load() if isinstance(j, _ScaledRows) else j for j in job[:2]) + tuple(job[2:])
+    if isinstance(job[0], _DeferredRows) or isinstance(job[1], _DeferredRows):
+        job = tuple(j.load() if isinstance(j, _DeferredRows) else j for j in job[:2]) + tuple(job[2:])
     result = cluster_electrode(*job)
     result.labels = result.labels.astype(np.int32)  # local ids: the main process holds every electrode's until assembly
     del job
@@ -365,9 +365,9 @@ def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: floa
     )
 
 
-def _fill_tail(unit: np.ndarray, n: int, parts: list) -> np.ndarray:
-    """``unit`` with ``parts`` written one after another from position ``n``."""
+def _fill_tail(arr: np.ndarray, n: int, parts: list) -> np.ndarray:
+    """``arr`` with ``parts`` written one after another from position ``n``."""
     for p in parts:
-        unit[n:n + p.size] = p
+        arr[n:n + p.size] = p
         n += p.size
-    return unit
+    return arr
