@@ -190,9 +190,11 @@ def features(out_dir, method, **opts):
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
-    emb = _features_stage(store.load_spikes(), method, cfg, Path(out_dir), sys.stderr.isatty())
-    store.save_embedding(emb, features_section(cfg, method), embedding_key(store.hash_of("spikes"), method, cfg))
-    click.echo(f"{emb!r} -> {out_dir}/run.h5")
+    spikes = store.load_spikes()
+    emb = _features_stage(spikes, method, cfg, Path(out_dir), sys.stderr.isatty())
+    emb = store.save_embedding(emb, features_section(cfg, method), embedding_key(store.hash_of("spikes"), method, cfg),
+                               spikes.electrode)
+    click.echo(f"{emb!r} -> {store.feature_path(method)}")
 
 
 @cli.command()
@@ -208,7 +210,8 @@ def cluster(out_dir, method, **opts):
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
-    sorting = _cluster_stage(store.load_spikes(), store.load_embedding(method), cfg, sys.stderr.isatty())
+    spikes = store.load_spikes()
+    sorting = _cluster_stage(spikes, store.load_embedding(method, spikes.electrode), cfg, sys.stderr.isatty())
     store.save_sorting(sorting, method, to_dict(cfg)["cluster"],
                        sorting_key(store.hash_of(f"embedding/{method}"), cfg))
     sorting.save_npz(Path(out_dir) / f"sorting_{method}.npz")

@@ -82,9 +82,9 @@ def embed(out_dir, model, device, batch_size, noise_crossings):
     emb.params["model"] = str(Path(model).resolve())
     store.save_embedding(emb, {"method": "vae", "vae": ex.get_params(), "model": str(model), "noise_crossings": n_noise},
                          config_hash({"model": str(Path(model).resolve()), "vae": ex.get_params(),
-                                      "noise_crossings": n_noise}))
+                                      "noise_crossings": n_noise}), spikes.electrode)
     click.echo(f"embedded {emb.n_spikes} spikes into {emb.features.shape[1]} VAE features; "
-               f"stored as embedding/vae in {Path(out_dir) / 'run.h5'}")
+               f"stored as embedding/vae, features in {store.feature_path('vae')}")
 
 
 commands = [train, embed]
