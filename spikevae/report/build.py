@@ -12,7 +12,7 @@ from . import correlograms as cg
 from . import figures as fg
 from . import html as hp
 from . import plots
-from .context import ReportContext, context_from_result, spike_labels
+from .context import ReportContext, context_from_result
 from .layout import grid_cells
 
 log = logging.getLogger(__name__)
@@ -143,16 +143,17 @@ def render(ctx: ReportContext) -> str:
     """The report page of ``ctx`` as one HTML string.
 
     Per-spike state is kept small for hours of recording: each method's label per detected
-    spike and the index groups are int32 (:func:`spike_labels`, :func:`group_indices`), unit
+    spike and the index groups are int32 (:func:`~spikevae.quality.compute.spike_units`, :func:`group_indices`), unit
     spike times are gathered per electrode when its figure is made, and each figure's inputs
     are reduced to its compact data at once.
     """
     from ..quality import group_indices
+    from ..quality.compute import spike_units
 
     sp, main = ctx.spikes, ctx.main_method
     metrics = ensure_metrics(ctx)
     qcfg = quality_config(ctx)
-    labels = {m: spike_labels(sp, s) for m, s in ctx.sortings.items()}
+    labels = {m: spike_units(sp, s) for m, s in ctx.sortings.items()}
     s_main = ctx.sortings[main]
     unit_rows = group_indices(s_main.unit)
     rows_by_el: dict[int, list] = {}

@@ -6,8 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import SpikevaeError
 from ..objects import Sorting, Spikes
 
@@ -180,9 +178,3 @@ def context_from_result(result) -> ReportContext:
                          timings=result.timings, history=history, gt_scores=result.scores or None,
                          title=f"spikevae report: {Path(str(result.recording_info.get('source', ''))).name}")
 
-
-def spike_labels(spikes: Spikes, sorting: Sorting) -> np.ndarray:
-    """Unit of each spike of ``spikes`` under ``sorting`` (-1: unsorted or absent); int32 unless the ids need more."""
-    from ..quality.compute import spike_units
-
-    return spike_units(spikes, sorting)
