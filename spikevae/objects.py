@@ -41,26 +41,50 @@ def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
     """Indices of each distinct value of an integer array (ascending values; indices ascending within one).
 
     The indices are int32 while they fit (half the memory of int64: on hours of recording these
-    index every spike); small-range values are sorted as int16 (a radix sort).
+    index every spike). Small-range values (electrodes, units) are grouped by a counting sort
+    over blocks of the array, so nothing but the int32 result is the length of the array (a
+    whole-array ``argsort`` would make an int64 index of every spike first).
     """
     values = np.asarray(values)
     if values.size == 0:
         return {}
     lo, hi = int(values.min()), int(values.max())
-    key = values
+    idx_dtype = np.int32 if values.size < 2**31 else np.int64
     if hi - lo < 2**15:
-        key = np.empty(values.shape, np.int16)
-        np.subtract(values, lo, out=key, casting="unsafe")
-    order = np.argsort(key, kind="stable")
-    if values.size < 2**31:
-        order = order.astype(np.int32)
-    if hi - lo < 2**15:
-        counts = np.bincount(key, minlength=hi - lo + 1)
+        order, counts = _counting_order(values, lo, hi - lo + 1, idx_dtype)
         uniq = np.flatnonzero(counts)
         bounds = np.cumsum(counts[uniq])[:-1]
         return {int(u) + lo: idx for u, idx in zip(uniq, np.split(order, bounds))}
+    order = np.argsort(values, kind="stable").astype(idx_dtype, copy=False)
     uniq, starts = np.unique(values[order], return_index=True)
     return {int(u): idx for u, idx in zip(uniq, np.split(order, starts[1:]))}
+
+
+#: Elements grouped at a time by :func:`_counting_order` (its temporaries are this long, not the array).
+GROUP_BLOCK = 1 << 18
+
+
+def _counting_order(values: np.ndarray, lo: int, n_keys: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The stable sorting order of ``values`` (all within ``[lo, lo + n_keys)``) and each key's count.
+
+    Each key's slots are placed by a count over the whole array; then each block of
+    :data:`GROUP_BLOCK` elements is sorted on its own and written into the slots its keys have
+    reached, so the order equals ``np.argsort(values, kind="stable")``.
+    """
+    counts = np.zeros(n_keys, np.int64)
+    for i in range(0, values.size, GROUP_BLOCK):
+        counts += np.bincount(values[i:i + GROUP_BLOCK] - lo, minlength=n_keys)
+    filled = np.cumsum(counts) - counts  # next free slot of each key
+    order = np.empty(values.size, dtype)
+    for i in range(0, values.size, GROUP_BLOCK):
+        key = (values[i:i + GROUP_BLOCK] - lo).astype(np.int16 if n_keys <= 2**15 else np.int64)
+        o = np.argsort(key, kind="stable")
+        k = key[o]
+        c = np.bincount(k, minlength=n_keys)
+        first = np.cumsum(c) - c  # where each key's run starts in the sorted block
+        order[filled[k] + (np.arange(k.size) - first[k])] = o + i
+        filled += c
+    return order, counts
 
 
 @dataclass
@@ -215,8 +239,8 @@ class Spikes:
         return dataclasses.replace(self, waveforms=np.asarray(self.waveforms))
 
     def subset(self, mask_or_index) -> "Spikes":
-        """The spikes selected by a boolean mask or index array (noise snippets kept)."""
-        sel = np.asarray(mask_or_index)
+        """The spikes selected by a boolean mask, an index array or a slice (noise snippets kept)."""
+        sel = mask_or_index if isinstance(mask_or_index, slice) else np.asarray(mask_or_index)
         return Spikes(
             sample_index=self.sample_index[sel], electrode=self.electrode[sel],
             waveforms=self.waveforms.take(sel) if _on_disk(self.waveforms) else self.waveforms[sel],
