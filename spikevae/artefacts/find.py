@@ -145,7 +145,7 @@ class Artefacts:
 
 
 #: Spikes per block of :func:`_coincident_windows` (its temporaries are ~100 bytes per spike).
-WINDOW_BLOCK = 1 << 20
+WINDOW_BLOCK = 1 << 18
 
 
 def _coincident_windows(t: np.ndarray, e: np.ndarray, n_el: int, w: int, need: int,
@@ -224,12 +224,12 @@ def find_artefacts(spikes: Spikes, config: ArtefactConfig | None = None,
     ordered = bool(np.all(t[1:] >= t[:-1]))  # detection's spikes are: no sorted copies then
     order = slice(None) if ordered else np.argsort(t, kind="stable")
     ts, es = t[order], e[order]
-    amp = np.abs(spikes.amplitude_uv[order]).astype(np.float32)
+    amp = np.abs(spikes.amplitude_uv[order]).astype(np.float32, copy=False)  # one array, not two
     before = int(round(cfg.blank_before_ms * fs / 1e3))
     after = int(round(cfg.blank_after_ms * fs / 1e3))
 
     events = []  # (start, end, kind, electrode, blank_lo, blank_hi)
-    n_active = int(np.unique(es).size)
+    n_active = int(np.count_nonzero(np.bincount(es, minlength=n_el)))  # no sorted copy of every spike's electrode
     need = max(int(cfg.min_electrodes), int(np.ceil(cfg.min_fraction * n_active - 1e-9)))
     if n_active >= cfg.min_electrodes:
         w = max(1, int(round(cfg.window_ms * fs / 1e3)))
@@ -271,7 +271,7 @@ def find_artefacts(spikes: Spikes, config: ArtefactConfig | None = None,
         start, end, kind, elec = start[keep], end[keep], kind[keep], elec[keep]
 
     removed_sorted = np.zeros(n, bool)
-    first_event = np.full(n, -1, np.int64)
+    first_event = np.full(n, -1, np.int32 if start.size < 2**31 else np.int64)
     n_elec = np.zeros(start.size, np.int64)
     max_amp = np.zeros(start.size, np.float32)
     for k in range(start.size):
@@ -289,7 +289,8 @@ def find_artefacts(spikes: Spikes, config: ArtefactConfig | None = None,
     n_removed = np.bincount(first_event[first_event >= 0], minlength=start.size).astype(np.int64)
     removed = np.zeros(n, bool)
     removed[order] = removed_sorted
-    removed |= np.isin(e, excluded)
+    for el in excluded:  # a few electrodes: no temporaries the length of the recording
+        removed |= e == el
     per_el = np.bincount(e[removed], minlength=n_el).astype(np.int64)
     art = Artefacts(start, end, kind, elec, n_elec, max_amp, n_removed, per_el, n, fs, excluded)
     _warn_if_neurons(spikes, art, cfg)
