@@ -56,15 +56,28 @@ def match_times(a: np.ndarray, b: np.ndarray, tol: int) -> tuple[np.ndarray, np.
     return oa[np.asarray(out_a, np.int64)], ob[np.asarray(out_b, np.int64)]
 
 
-def _unit_times(s: Sorting) -> dict[int, np.ndarray]:
-    return {u: np.sort(s.sample_index[idx]) for u, idx in group_indices(s.unit).items() if u >= 0}
+def _unit_times(s: Sorting, groups: dict | None = None, units=None) -> dict[int, np.ndarray]:
+    """Sorted spike times of each unit (of ``units``, default all; ``groups``: :func:`group_indices` of
+    ``s.unit`` when the caller has it)."""
+    groups = group_indices(s.unit) if groups is None else groups
+    units = [u for u in groups if u >= 0] if units is None else units
+    return {int(u): np.sort(s.sample_index[groups[u]]) for u in units}
+
+
+def _unit_groups(s: Sorting) -> tuple[dict, dict[int, int]]:
+    """Each unit's spike indices (int32 groups, no copy of the times) and its electrode."""
+    groups = group_indices(s.unit)
+    elec = {u: int(np.bincount(s.electrode[idx]).argmax()) for u, idx in groups.items() if u >= 0}
+    return groups, elec
 
 
 def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int, use_electrodes: bool | None = None):
     """Matched-spike counts between every ground-truth and sorted unit.
 
     Units on different electrodes never match when ``use_electrodes`` is true; None (default)
-    uses electrodes when the ground truth has any electrode other than 0.
+    uses electrodes when the ground truth has any electrode other than 0. With electrodes,
+    the units' spike times are gathered one electrode at a time (memory does not grow with
+    the recording beyond an int32 index per spike).
 
     Returns
     -------
@@ -72,24 +85,32 @@ def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int, use_electrodes: bo
     n_match : ndarray of shape (n_gt, n_sorted), int
     n_gt, n_sorted : ndarray of spike counts per unit
     """
-    gtt, srt = _unit_times(gt), _unit_times(sorting)
-    gt_ids, s_ids = np.array(sorted(gtt), dtype=np.int64), np.array(sorted(srt), dtype=np.int64)
+    g_groups, g_elec = _unit_groups(gt)
+    s_groups, s_elec = _unit_groups(sorting)
+    gt_ids = np.array(sorted(g_elec), dtype=np.int64)
+    s_ids = np.array(sorted(s_elec), dtype=np.int64)
     m = np.zeros((gt_ids.size, s_ids.size), dtype=np.int64)
-    s_elec = sorting.unit_electrode() if s_ids.size else {}
-    g_elec = gt.unit_electrode() if gt_ids.size else {}
     use_elec = bool(np.any(gt.electrode != 0)) if use_electrodes is None else use_electrodes
-    for i, g in enumerate(gt_ids):
-        for j, s in enumerate(s_ids):
-            if use_elec and s_elec[int(s)] != g_elec[int(g)]:
-                # a neuron is seen on one electrode: units of other electrodes cannot match it
-                continue
+    g_pos = {int(g): i for i, g in enumerate(gt_ids)}
+    s_pos = {int(u): j for j, u in enumerate(s_ids)}
+    if use_elec:  # a neuron is seen on one electrode: units of other electrodes cannot match it
+        blocks = [([g for g in g_elec if g_elec[g] == e], [u for u in s_elec if s_elec[u] == e])
+                  for e in sorted(set(g_elec.values()))]
+    else:
+        blocks = [(list(g_elec), list(s_elec))]
+    for g_units, s_units in blocks:
+        if not g_units or not s_units:
+            continue
+        gtt, srt = _unit_times(gt, g_groups, g_units), _unit_times(sorting, s_groups, s_units)
+        for g in g_units:
             lo, hi = gtt[g][0] - tol, gtt[g][-1] + tol
-            t = srt[s]
-            t = t[(t >= lo) & (t <= hi)]
-            if t.size:
-                m[i, j] = match_times(gtt[g], t, tol)[0].size
-    n_gt = np.array([gtt[g].size for g in gt_ids], dtype=np.int64)
-    n_s = np.array([srt[s].size for s in s_ids], dtype=np.int64)
+            for u in s_units:
+                t = srt[u]
+                t = t[(t >= lo) & (t <= hi)]
+                if t.size:
+                    m[g_pos[g], s_pos[u]] = match_times(gtt[g], t, tol)[0].size
+    n_gt = np.array([g_groups[int(g)].size for g in gt_ids], dtype=np.int64)
+    n_s = np.array([s_groups[int(u)].size for u in s_ids], dtype=np.int64)
     return gt_ids, s_ids, m, n_gt, n_s
 
 
