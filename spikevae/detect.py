@@ -434,6 +434,43 @@ def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
             bar.close()
 
 
+def _out_of_order(t: np.ndarray, ch: np.ndarray) -> bool:
+    """Whether (t, ch) is not strictly increasing (time, then channel), checked a block at a time."""
+    step = 1 << 20
+    for a in range(0, max(t.size - 1, 0), step):
+        b = min(a + step, t.size - 1)
+        t0, t1, c0, c1 = t[a:b], t[a + 1:b + 1], ch[a:b], ch[a + 1:b + 1]
+        if np.any((t1 < t0) | ((t1 == t0) & (c1 <= c0))):
+            return True
+    return False
+
+
+def _order_across_borders(cols: dict, borders: np.ndarray) -> None:
+    """Put the columns ``cols`` (``t``, ``ch`` and others, concatenated from chunks each already in
+    (time, channel) order) in (time, channel) order, in place.
+
+    Alignment can move a peak a sample or two across a chunk's border, so only the spikes where two
+    chunks meet can be out of order: at each border, those of the earlier chunk at or after the later
+    chunk's first time and those of the later chunk at or before the earlier chunk's last time are
+    sorted among themselves. Nothing the length of the recording is allocated (a whole ``lexsort``
+    would index every spike with int64 and copy every column). Should anything still be out of order,
+    the whole is sorted.
+    """
+    t, ch = cols["t"], cols["ch"]
+    for o in np.asarray(borders, dtype=np.int64):
+        if t[o] > t[o - 1] or (t[o] == t[o - 1] and ch[o] > ch[o - 1]):
+            continue
+        a = int(np.searchsorted(t[:o], t[o], "left"))
+        b = o + int(np.searchsorted(t[o:], t[o - 1], "right"))
+        local = np.lexsort((ch[a:b], t[a:b]))
+        for k in cols:
+            cols[k][a:b] = cols[k][a:b][local]
+    if _out_of_order(t, ch):
+        order = np.lexsort((ch, t))
+        for k in cols:
+            cols[k] = cols[k][order]
+
+
 def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, progress: bool = False,
                   skip_channels=(), seed: int = 0, n_jobs: int = 1, waveform_file=None,
                   waveform_attrs: dict | None = None) -> Spikes:
@@ -510,6 +547,7 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
     # peak by a sample or two): only then is the whole sorted.
     ch_dtype = np.int16 if rec.n_channels < 2**15 else np.int32
     parts: dict[str, list] = {k: [] for k in ("t", "ch", "wf", "amp", "nz", "nze", "nzb", "nzd")}
+    sizes: list[int] = []  # spikes of each chunk with any
     from .execution import release_memory
 
     try:
@@ -521,6 +559,7 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
                 o = np.lexsort((ch_c, t_c))
                 t_c, ch_c, wf_c = t_c[o], ch_c[o], wf_c[o]
                 parts["t"].append(t_c)
+                sizes.append(t_c.size)
                 parts["ch"].append(ch_c.astype(ch_dtype))
                 parts["amp"].append(wf_c[:, pre].copy())
                 parts["wf"].append(writer.append(ch_c, wf_c).astype(np.int32) if writer is not None else wf_c)
@@ -540,12 +579,7 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
     for k in ("t", "ch", "amp", "wf"):  # one field at a time, its chunk list freed at once: a low peak
         cols[k] = np.concatenate(parts[k]) if parts[k] else empty[k]
         parts[k] = None
-    t, ch = cols["t"], cols["ch"]
-    if t.size > 1 and np.any((t[1:] < t[:-1]) | ((t[1:] == t[:-1]) & (ch[1:] <= ch[:-1]))):
-        order = np.lexsort((ch, t))
-        for k in cols:
-            cols[k] = cols[k][order]
-        del order
+    _order_across_borders(cols, np.cumsum(sizes)[:-1] if sizes else np.zeros(0, np.int64))
     electrode = cols.pop("ch").astype(np.int32)  # Spikes' electrode dtype
     if writer is not None:
         from .waveform_store import DiskWaveforms
