@@ -191,9 +191,10 @@ def features(out_dir, method, **opts):
     method = method or cfg.features.method
     store = RunStore(out_dir)
     spikes = store.load_spikes()
-    emb = _features_stage(spikes, method, cfg, Path(out_dir), sys.stderr.isatty())
-    emb = store.save_embedding(emb, features_section(cfg, method), embedding_key(store.hash_of("spikes"), method, cfg),
-                               spikes.electrode)
+    emb_hash = embedding_key(store.hash_of("spikes"), method, cfg)
+    emb = _features_stage(spikes, method, cfg, Path(out_dir), sys.stderr.isatty(), store.feature_path(method),
+                          {"hash": emb_hash})
+    emb = store.save_embedding(emb, features_section(cfg, method), emb_hash, spikes.electrode)
     click.echo(f"{emb!r} -> {store.feature_path(method)}")
 
 

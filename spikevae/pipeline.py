@@ -216,9 +216,12 @@ def _artefact_stage(spikes: Spikes, config: PipelineConfig, source: str, duratio
     return clean, artefacts
 
 
-def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir: Path, progress: bool) -> Embedding:
+def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir: Path, progress: bool,
+                    feature_file=None, feature_attrs: dict | None = None) -> Embedding:
+    """The features of ``spikes``; with ``feature_file``, written there block by block as they are made
+    (:func:`~spikevae.features.base.transform_to_file`) and read from there: no stage holds them all."""
     from .features import make_extractor
-    from .features.base import embed_noise_class
+    from .features.base import embed_noise_class, transform_to_file
 
     if spikes.group_channels is not None and method in ("vae", "vade"):
         raise SpikevaeError(f"input.groups: {method.upper()} features do not support channel groups (concatenated "
@@ -229,7 +232,8 @@ def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir
         own = config.features.vae.device if method == "vae" else config.features.vade.net.device
         device = config.run.device if config.run.device != "auto" else own
         ex.configure_run(out_dir=out_dir, device=device, progress=progress)
-    emb = ex.fit(spikes).transform(spikes)
+    ex.fit(spikes)
+    emb = ex.transform(spikes) if feature_file is None else transform_to_file(ex, spikes, feature_file, feature_attrs)
     d = config.detect
     emb = embed_noise_class(ex, spikes, emb, config.features.noise_crossings, d.threshold, d.polarity,
                             d.dead_time_ms, config.run.seed)
@@ -323,7 +327,8 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
                 emb = store.load_embedding(method, spikes.electrode)
                 skipped.append(f"features_{method}")
             else:
-                emb = _features_stage(spikes, method, config, out, progress)
+                emb = _features_stage(spikes, method, config, out, progress, store.feature_path(method),
+                                      {"hash": emb_hash})
                 emb = store.save_embedding(emb, fcfg, emb_hash, spikes.electrode)
         embeddings[method] = emb
         clu_hash = sorting_key(emb_hash, config)
@@ -501,7 +506,7 @@ def summary(result: RunResult) -> dict:
         "input": result.recording_info.get("source"),
         "duration_s": result.recording_info.get("duration_s"),
         "electrodes": int(result.spikes.n_electrodes),
-        "electrodes_with_spikes": int(np.unique(result.spikes.electrode).size),
+        "electrodes_with_spikes": int(np.count_nonzero(np.bincount(result.spikes.electrode))),
         "spikes": int(result.spikes.n_spikes),
         "sorted_spikes": int((s.unit >= 0).sum()),
         "units": int(len(s.unit_ids)),

@@ -520,7 +520,7 @@ class RunStore:
         """
         import dataclasses
 
-        from .waveform_store import write_waveforms
+        from .waveform_store import file_attrs, is_lazy, write_waveforms
 
         arrays = {}
         if emb.noise_features is not None:
@@ -532,9 +532,11 @@ class RunStore:
             return emb
         electrode = np.asarray(electrode)
         path = self.feature_path(emb.method)
-        with _writing(path):
-            n_el = int(electrode.max()) + 1 if electrode.size else 1
-            on_disk = write_waveforms(path, electrode, emb.features, n_el, {"hash": hash_})
+        on_disk = emb.features
+        if not (is_lazy(on_disk) and on_disk.path == path and file_attrs(path).get("hash") == hash_):
+            with _writing(path):  # not already streamed into its file (transform_to_file)
+                n_el = int(electrode.max()) + 1 if electrode.size else 1
+                on_disk = write_waveforms(path, electrode, emb.features, n_el, {"hash": hash_})
         self.write_group(f"embedding/{emb.method}", {"feature_row": on_disk.row} | arrays, attrs, hash_)
         return dataclasses.replace(emb, features=on_disk)
 

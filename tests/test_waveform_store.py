@@ -157,3 +157,50 @@ def test_a_run_result_outlives_its_folder_in_memory(recording, tmp_path):
     assert kept.embeddings["pca"].features.shape == (res.spikes.n_spikes, 5)
     with pytest.raises(SpikevaeError, match="is gone .* call .in_memory"):
         res.embeddings["pca"].features[:3]
+
+
+def _spikes_in_memory(n=1000, n_el=4, length=32, seed=0):
+    from spikevae.objects import Spikes
+
+    rng = np.random.default_rng(seed)
+    el = rng.integers(0, n_el, n)
+    wf = (rng.normal(size=(n, length)) * 5 - 40 * np.exp(-0.5 * ((np.arange(length) - 10) / 2) ** 2)
+          * rng.integers(1, 4, n)[:, None]).astype(np.float32)
+    return Spikes(np.arange(n) * 50, el, wf, wf[:, 10], np.full(n_el, 5.0), 30000.0, 10,
+                  [f"e{i}" for i in range(n_el)])
+
+
+@pytest.mark.parametrize("method", ["pca", "vae"])
+def test_features_streamed_to_their_file_equal_one_transform_in_memory(tmp_path, monkeypatch, method):
+    """The pipeline writes features block by block as they are made; bit for bit those of one transform."""
+    import spikevae.features.base as fbase
+    from spikevae.features.base import transform_to_file
+
+    monkeypatch.setattr(fbase, "TRANSFORM_BLOCK", 100)  # PCA's own blocks
+    monkeypatch.setattr(fbase, "STREAM_BLOCK", 300)
+    sp = _spikes_in_memory()
+    if method == "pca":
+        from spikevae.features.pca import PCAFeatures
+
+        ex = PCAFeatures(n_components=4).fit(sp)
+    else:
+        pytest.importorskip("torch")
+        from spikevae.features.vae import VAEConfig, VAEFeatures
+        from spikevae.features.vae import train as vae_train
+
+        monkeypatch.setattr(vae_train, "READ_ROWS", 128)  # the VAE reads 128 rows at a time, embeds 64
+        ex = VAEFeatures(VAEConfig(channels=8, hidden=16, latent_dim=3, epochs=1, batch_size=256,
+                                   embed_batch_size=64, device="cpu", num_threads=1,
+                                   corruption="gaussian")).fit(sp)
+    whole = ex.transform(sp)
+    sizes = []
+    real = ex.transform
+    monkeypatch.setattr(ex, "transform", lambda s: (sizes.append(s.n_spikes), real(s))[1])
+    emb = transform_to_file(ex, sp, tmp_path / f"features_{method}.h5", {"hash": "h"})
+    assert isinstance(emb.features, DiskWaveforms) and emb.method == method and emb.params == whole.params
+    assert max(sizes) == ex.stream_block() and sum(sizes) == sp.n_spikes  # never every spike at once
+    assert ex.stream_block() % (100 if method == "pca" else 128) == 0
+    np.testing.assert_array_equal(np.asarray(emb.features), whole.features)
+    with h5py.File(tmp_path / f"features_{method}.h5") as f:
+        assert f.attrs["hash"] == "h"
+        np.testing.assert_array_equal(f["e2"][()], whole.features[sp.electrode == 2])

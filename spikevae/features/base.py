@@ -33,6 +33,12 @@ class FeatureExtractor:
         cfg = getattr(self, "config", None)
         return dataclasses.asdict(cfg) if dataclasses.is_dataclass(cfg) else dict(vars(cfg or {}))
 
+    def stream_block(self) -> int:
+        """Spikes transformed at a time by :func:`transform_to_file`: a multiple of the blocks
+        ``transform`` itself works in, so the streamed features are those of one ``transform``
+        of all spikes, bit for bit."""
+        return STREAM_BLOCK
+
 
 #: Spikes embedded at a time: features are computed block by block, so a run's waveforms (kept on
 #: disk) are never all in memory; a fixed size keeps the result the same whatever the machine.
@@ -58,8 +64,53 @@ def model_input(spikes: Spikes, whiten: bool = False, rows=None) -> np.ndarray:
     return spikes.scaled_waveforms(rows)
 
 
-def blocks(n: int, size: int = TRANSFORM_BLOCK):
-    """Consecutive ``slice``s of at most ``size`` rows covering ``range(n)``."""
+#: Spikes transformed at a time by :func:`transform_to_file` (a multiple of :data:`TRANSFORM_BLOCK`).
+STREAM_BLOCK = 1 << 18
+
+
+def transform_to_file(extractor: FeatureExtractor, spikes: Spikes, path, attrs: dict | None = None) -> Embedding:
+    """``extractor.transform(spikes)`` written to a feature file block by block, never held whole.
+
+    The features go to ``path`` laid out like the waveform file (one dataset per electrode,
+    :mod:`spikevae.waveform_store`); the returned Embedding reads them from there. Each block
+    of :meth:`FeatureExtractor.stream_block` spikes is transformed on its own, so memory holds
+    one block's features, not every spike's (20 bytes a spike for 5 PCA components), and the
+    values equal those of one in-memory ``transform``.
+
+    Parameters
+    ----------
+    attrs : dict, optional
+        Attributes of the file (the run store sets ``hash``).
+    """
+    from ..waveform_store import DiskWaveforms, WaveformWriter
+
+    n = spikes.n_spikes
+    step = int(extractor.stream_block())
+    if n == 0:
+        return extractor.transform(spikes)
+    n_el = int(spikes.electrode.max()) + 1
+    rows = np.empty(n, dtype=np.int32)  # each spike's row in its electrode's dataset
+    writer, params, method = None, {}, extractor.method
+    try:
+        for a in range(0, n, step):
+            b = min(a + step, n)
+            part = extractor.transform(spikes.subset(slice(a, b)))
+            if writer is None:
+                writer = WaveformWriter(path, n_el, part.features.shape[1], attrs)
+                params, method = part.params, part.method
+            rows[a:b] = writer.append(spikes.electrode[a:b], part.features)
+            del part
+        writer.close()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    return Embedding(DiskWaveforms(path, spikes.electrode, rows, writer.n_samples), method, params)
+
+
+def blocks(n: int, size: int | None = None):
+    """Consecutive ``slice``s of at most ``size`` rows (default :data:`TRANSFORM_BLOCK`) covering ``range(n)``."""
+    size = size or TRANSFORM_BLOCK
     return [slice(a, min(a + size, n)) for a in range(0, n, size)]
 
 

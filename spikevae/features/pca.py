@@ -45,11 +45,11 @@ class PCAFeatures(FeatureExtractor):
         rows = slice(None)  # only the fitted subsample (at most max_fit_spikes) is read
         if n > self.config.max_fit_spikes:
             rows = np.sort(rng.choice(n, self.config.max_fit_spikes, replace=False))
-        x = model_input(spikes, self.config.whiten, rows)
-        x = x.astype(np.float64)
+        x = model_input(spikes, self.config.whiten, rows).astype(np.float64)
         mean = x.mean(axis=0)
-        xc = x - mean
-        cov = xc.T @ xc / max(x.shape[0] - 1, 1)
+        x -= mean  # centred in place: one float64 copy of the fit sample, not two
+        cov = x.T @ x / max(x.shape[0] - 1, 1)
+        del x
         evals, evecs = np.linalg.eigh(cov)
         order = np.argsort(evals)[::-1]
         evals, evecs = np.clip(evals[order], 0, None), evecs[:, order]

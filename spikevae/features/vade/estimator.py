@@ -148,6 +148,9 @@ class VaDEFeatures(FeatureExtractor):
         emb = self.vae_.transform(spikes, batch_size)
         return Embedding(emb.features, self.method, {**self.get_params(), "n_samples": self.vae_.n_samples_})
 
+    def stream_block(self) -> int:
+        return self.vae_.stream_block()
+
     def responsibilities(self, spikes: Spikes) -> np.ndarray:
         """Probability of each component of its electrode's mixture, at the posterior mean.
 

@@ -172,6 +172,15 @@ class VAEFeatures(FeatureExtractor):
     def fit_transform(self, spikes: Spikes, **fit_kwargs) -> Embedding:
         return self.fit(spikes, **fit_kwargs).transform(spikes)
 
+    def stream_block(self) -> int:
+        """A multiple of the rows :func:`~.train.embed_spikes` reads at a time, so streamed blocks
+        are embedded in the very batches of one ``transform`` of all spikes."""
+        from ..base import STREAM_BLOCK
+        from .train import READ_ROWS
+
+        step = max(READ_ROWS, int(_as_config(self.config).embed_batch_size))
+        return step * max(1, STREAM_BLOCK // step)
+
     def save(self, folder):
         """Write the trained model as a folder (config.json, state_dict.pt, normalisation.json, ...)."""
         from .io import save_model_folder
