@@ -340,6 +340,9 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
                 sorting = _cluster_stage(spikes, emb, config, progress)
                 store.save_sorting(sorting, method, cfg_dict["cluster"], clu_hash)
         sortings[method] = sorting
+        if method == config.features.method:
+            spikes, embeddings = share_detected_columns(spikes, embeddings, sorting)
+            emb = embeddings[method]  # the copies it replaced go now
 
     main = config.features.method
     result = RunResult(out, spikes, embeddings, sortings, main, rec_info, timer.timings, skipped,
@@ -362,6 +365,37 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
                                        if p.is_file() and any(p.match(pat) for pat in RUN_OUTPUT_PATTERNS)
                                        and p.name != STORE_NAME and not p.name.startswith("sorting_curated")))
     return result
+
+
+def share_detected_columns(spikes: Spikes, embeddings: dict, sorting: Sorting) -> tuple[Spikes, dict]:
+    """``spikes`` and ``embeddings`` whose time and electrode arrays are the first entries of ``sorting``'s.
+
+    A run's sorting starts with the detected spikes, in their order (overlap extras follow), so its
+    ``sample_index`` and ``electrode`` repeat the spikes' own: 12 bytes a spike, held twice for the
+    rest of the run. Where they are equal, the spikes (and the row maps of their waveforms and
+    features on disk, which share the electrode array) are given views of the sorting's arrays and
+    their own copies can go. Anything else is returned as it is.
+    """
+    import dataclasses
+
+    from .waveform_store import DiskWaveforms, is_lazy
+
+    n = spikes.n_spikes
+    t, e = sorting.sample_index[:n], sorting.electrode[:n]
+    if sorting.sample_index.size < n or e.dtype != spikes.electrode.dtype or not (
+            _equal_blocks(t, spikes.sample_index) and _equal_blocks(e, spikes.electrode)):
+        return spikes, embeddings
+
+    def repoint(a):
+        return DiskWaveforms(a.path, e, a.row, a.n_samples) if is_lazy(a) and a.electrode is spikes.electrode else a
+
+    shared = dataclasses.replace(spikes, sample_index=t, electrode=e, waveforms=repoint(spikes.waveforms))
+    return shared, {m: dataclasses.replace(x, features=repoint(x.features)) for m, x in embeddings.items()}
+
+
+def _equal_blocks(a: np.ndarray, b: np.ndarray, block: int = 1 << 20) -> bool:
+    """``np.array_equal`` a block at a time (no boolean array the length of the recording)."""
+    return a.shape == b.shape and all(np.array_equal(a[i:i + block], b[i:i + block]) for i in range(0, a.size, block))
 
 
 def _validate_recording(rec: Recording, config: PipelineConfig) -> None:

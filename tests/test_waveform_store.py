@@ -204,3 +204,21 @@ def test_features_streamed_to_their_file_equal_one_transform_in_memory(tmp_path,
     with h5py.File(tmp_path / f"features_{method}.h5") as f:
         assert f.attrs["hash"] == "h"
         np.testing.assert_array_equal(f["e2"][()], whole.features[sp.electrode == 2])
+
+
+def test_a_run_holds_spike_times_and_electrodes_once(recording, tmp_path):
+    """The sorting starts with the detected spikes: the run's spikes and row maps share its arrays."""
+    from spikevae.pipeline import share_detected_columns
+
+    res = run_pipeline(recording, PipelineConfig(), tmp_path / "run", report=False)
+    sp, so, feats = res.spikes, res.sorting, res.embeddings["pca"].features
+    assert np.shares_memory(sp.sample_index, so.sample_index) and np.shares_memory(sp.electrode, so.electrode)
+    assert sp.waveforms.electrode is sp.electrode and feats.electrode is sp.electrode
+    stored = RunStore(tmp_path / "run")
+    np.testing.assert_array_equal(sp.sample_index, stored.load_spikes().sample_index)
+    np.testing.assert_array_equal(np.asarray(sp.waveforms), np.asarray(stored.load_spikes().waveforms))
+    # a sorting that does not start with the spikes leaves them as they are
+    other = stored.load_sorting("pca")
+    other.sample_index[0] += 1
+    same, _ = share_detected_columns(stored.load_spikes(), {}, other)
+    assert not np.shares_memory(same.sample_index, other.sample_index)
