@@ -241,9 +241,15 @@ class Spikes:
     def subset(self, mask_or_index) -> "Spikes":
         """The spikes selected by a boolean mask, an index array or a slice (noise snippets kept)."""
         sel = mask_or_index if isinstance(mask_or_index, slice) else np.asarray(mask_or_index)
+        electrode = self.electrode[sel]
+        if _on_disk(self.waveforms):  # the row map keeps sharing the electrode array, as detection made it
+            shared = self.waveforms.electrode is self.electrode
+            waveforms = self.waveforms.take(sel, electrode if shared else None)
+        else:
+            waveforms = self.waveforms[sel]
         return Spikes(
-            sample_index=self.sample_index[sel], electrode=self.electrode[sel],
-            waveforms=self.waveforms.take(sel) if _on_disk(self.waveforms) else self.waveforms[sel],
+            sample_index=self.sample_index[sel], electrode=electrode,
+            waveforms=waveforms,
             amplitude_uv=self.amplitude_uv[sel],
             noise_uv=self.noise_uv, fs=self.fs, peak_index=self.peak_index,
             channel_ids=self.channel_ids, noise_snippets=self.noise_snippets,

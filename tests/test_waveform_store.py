@@ -222,3 +222,18 @@ def test_a_run_holds_spike_times_and_electrodes_once(recording, tmp_path):
     other.sample_index[0] += 1
     same, _ = share_detected_columns(stored.load_spikes(), {}, other)
     assert not np.shares_memory(same.sample_index, other.sample_index)
+
+
+def test_a_subset_of_spikes_keeps_one_electrode_array_for_spikes_and_waveforms(stored):
+    """Artefact rejection takes a subset of the spikes: their waveforms' row map shares its electrodes."""
+    from spikevae.objects import Spikes
+
+    disk, wf, el = stored
+    disk = DiskWaveforms(disk.path, el.astype(np.int32), disk.row, disk.n_samples)  # as detection makes them
+    sp = Spikes(np.arange(el.size), disk.electrode, disk, wf[:, 3], np.ones(6), 30000.0, 3, [str(i) for i in range(6)])
+    assert sp.waveforms.electrode is sp.electrode
+    keep = np.arange(el.size) % 4 != 1
+    sub = sp.subset(keep)
+    assert sub.waveforms.electrode is sub.electrode and sub.n_spikes == keep.sum()
+    np.testing.assert_array_equal(np.asarray(sub.waveforms), wf[keep])
+    np.testing.assert_array_equal(sub.electrode, el[keep])

@@ -103,10 +103,14 @@ class DiskWaveforms:
             raise IndexError(f"index out of range for {n} rows")
         return np.where(sel < 0, sel + n, sel)
 
-    def take(self, rows) -> "DiskWaveforms":
-        """The rows ``rows`` (mask, index array or slice) as another DiskWaveforms; reads nothing."""
+    def take(self, rows, electrode=None) -> "DiskWaveforms":
+        """The rows ``rows`` (mask, index array or slice) as another DiskWaveforms; reads nothing.
+
+        ``electrode``: the selected rows' electrodes when the caller has them already (Spikes pass
+        their own, so the two keep sharing one array)."""
         pos = self._positions(rows)
-        return DiskWaveforms(self.path, self.electrode[pos], self.row[pos], self.n_samples)
+        return DiskWaveforms(self.path, self.electrode[pos] if electrode is None else electrode, self.row[pos],
+                             self.n_samples)
 
     # -- reading -------------------------------------------------------------------------
     def read(self, positions: np.ndarray, cols=slice(None)) -> np.ndarray:
