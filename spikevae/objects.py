@@ -60,6 +60,12 @@ def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
     return {int(u): idx for u, idx in zip(uniq, np.split(order, starts[1:]))}
 
 
+def equal_in_blocks(a: np.ndarray, b: np.ndarray, block: int = 1 << 20) -> bool:
+    """``np.array_equal(a, b)`` a block at a time (no boolean array the length of the recording)."""
+    a, b = np.asarray(a), np.asarray(b)
+    return a.shape == b.shape and all(np.array_equal(a[i:i + block], b[i:i + block]) for i in range(0, a.shape[0], block))
+
+
 #: Elements grouped at a time by :func:`_counting_order` (its temporaries are this long, not the array).
 GROUP_BLOCK = 1 << 18
 

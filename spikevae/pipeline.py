@@ -378,12 +378,13 @@ def share_detected_columns(spikes: Spikes, embeddings: dict, sorting: Sorting) -
     """
     import dataclasses
 
+    from .objects import equal_in_blocks
     from .waveform_store import DiskWaveforms, is_lazy
 
     n = spikes.n_spikes
     t, e = sorting.sample_index[:n], sorting.electrode[:n]
     if sorting.sample_index.size < n or e.dtype != spikes.electrode.dtype or not (
-            _equal_blocks(t, spikes.sample_index) and _equal_blocks(e, spikes.electrode)):
+            equal_in_blocks(t, spikes.sample_index) and equal_in_blocks(e, spikes.electrode)):
         return spikes, embeddings
 
     def repoint(a):
@@ -391,11 +392,6 @@ def share_detected_columns(spikes: Spikes, embeddings: dict, sorting: Sorting) -
 
     shared = dataclasses.replace(spikes, sample_index=t, electrode=e, waveforms=repoint(spikes.waveforms))
     return shared, {m: dataclasses.replace(x, features=repoint(x.features)) for m, x in embeddings.items()}
-
-
-def _equal_blocks(a: np.ndarray, b: np.ndarray, block: int = 1 << 20) -> bool:
-    """``np.array_equal`` a block at a time (no boolean array the length of the recording)."""
-    return a.shape == b.shape and all(np.array_equal(a[i:i + block], b[i:i + block]) for i in range(0, a.size, block))
 
 
 def _validate_recording(rec: Recording, config: PipelineConfig) -> None:

@@ -344,3 +344,31 @@ def test_match_spikes_in_detection_order_equals_the_key_search():
     s = Sorting(spikes.sample_index, spikes.electrode, np.zeros(spikes.n_spikes, np.int64), spikes.fs)
     m = match_spikes(shuffled, s)
     assert np.array_equal(shuffled.sample_index[m], s.sample_index) and np.array_equal(shuffled.electrode[m], s.electrode)
+
+
+def test_spike_units_of_a_runs_own_sorting_are_its_labels_without_a_copy():
+    from spikevae.quality.compute import spike_units
+
+    spikes, _ = make_units(n_electrodes=3, units_per_electrode=2, duration_s=20.0, rate_hz=30.0, seed=7)
+    n = spikes.n_spikes
+    rng = np.random.default_rng(7)
+    unit = rng.integers(-1, 6, n + 40)
+    extra_t = rng.integers(0, 20 * 30000, 40)  # overlap extras after the detected spikes: none is a detected spike
+    extra_t = extra_t[~np.isin(extra_t, spikes.sample_index)]
+    t = np.r_[spikes.sample_index, extra_t]
+    own = Sorting(t, np.r_[spikes.electrode, np.zeros(extra_t.size, int)], unit[:t.size], spikes.fs)
+    lab = spike_units(spikes, own)
+    assert np.shares_memory(lab, own.unit) and not lab.flags.writeable
+    np.testing.assert_array_equal(lab, own.unit[:n])
+    lab_m = spike_units(spikes, own, match_spikes(spikes, own))
+    assert np.shares_memory(lab_m, own.unit)
+    # an extra that is a detected spike, or a sorting in another order: looked up spike by spike
+    for s in (Sorting(np.r_[t, spikes.sample_index[5]], np.r_[own.electrode, spikes.electrode[5]],
+                      np.r_[own.unit, 99], spikes.fs),
+              Sorting(t[::-1], own.electrode[::-1], own.unit[::-1], spikes.fs)):
+        got = spike_units(spikes, s)
+        assert not np.shares_memory(got, s.unit)
+        m = match_spikes(spikes, s)
+        want = np.full(n, -1)
+        want[m[m >= 0]] = s.unit[m >= 0]
+        np.testing.assert_array_equal(got, want)

@@ -16,7 +16,10 @@ import math
 import numpy as np
 
 from ..errors import SpikevaeConfigError
-from ..objects import Sorting, Spikes, group_indices, label_dtype
+from ..objects import Sorting, Spikes, equal_in_blocks, group_indices, label_dtype
+
+#: Spikes compared at a time (no boolean array the length of the recording).
+BLOCK = 1 << 20
 from ..quality_config import QualityConfig
 from ..recording import electrode_positions
 from . import amplitude as amp
@@ -49,11 +52,11 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     if n == 0:
         return out
     # a run's own sorting starts with the detected spikes in their order: those need no search
-    head = (m >= n and np.array_equal(sorting.sample_index[:n], spikes.sample_index)
-            and np.array_equal(sorting.electrode[:n], spikes.electrode))
+    head = m >= n and _starts_with_spikes(spikes, sorting)
     start = n if head else 0
     if head:
-        out[:n] = np.arange(n, dtype=out.dtype)
+        for i in range(0, n, BLOCK):
+            out[i:min(i + BLOCK, n)] = np.arange(i, min(i + BLOCK, n), dtype=out.dtype)
     if start == m:
         return out
     t, e = spikes.sample_index, spikes.electrode
@@ -73,6 +76,15 @@ def spike_units(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = Non
     """Unit of each spike of ``spikes`` under ``sorting`` (-1: unsorted or absent), int32 unless the ids
     need more; ``match`` is :func:`match_spikes` of the two when the caller has it. Filled a block of
     sorted spikes at a time: no mask or copy the length of the recording."""
+    n = spikes.n_spikes
+    if _starts_with_spikes(spikes, sorting, match):
+        # a run's own sorting: its first n entries are the spikes in their order, and the overlap extras
+        # after them are no detected spike, so the labels are the sorting's own (a read-only view, no copy)
+        tail = match[n:] if match is not None else _match_tail(spikes, sorting, n)
+        if not np.any(tail >= 0):
+            lab = sorting.unit[:n].view()
+            lab.flags.writeable = False
+            return lab
     m = match_spikes(spikes, sorting) if match is None else match
     lab = np.full(spikes.n_spikes, -1, dtype=label_dtype(sorting.unit))
     block = 1 << 20
@@ -81,6 +93,23 @@ def spike_units(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = Non
         ok = mb >= 0
         lab[mb[ok]] = sorting.unit[i:i + block][ok]
     return lab
+
+
+def _starts_with_spikes(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = None) -> bool:
+    """Whether ``sorting``'s first entries are ``spikes``, in their order (a run's own sorting)."""
+    n = spikes.n_spikes
+    if sorting.sample_index.size < n:
+        return False
+    if match is not None:
+        return all(np.array_equal(match[i:min(i + BLOCK, n)], np.arange(i, min(i + BLOCK, n))) for i in range(0, n, BLOCK))
+    return equal_in_blocks(sorting.sample_index[:n], spikes.sample_index) and \
+        equal_in_blocks(sorting.electrode[:n], spikes.electrode)
+
+
+def _match_tail(spikes: Spikes, sorting: Sorting, n: int) -> np.ndarray:
+    """:func:`match_spikes` of ``sorting``'s entries from ``n`` on (the overlap extras of a run's sorting)."""
+    tail = Sorting(sorting.sample_index[n:], sorting.electrode[n:], sorting.unit[n:], sorting.fs)
+    return match_spikes(spikes, tail)
 
 
 def _match_in_detection_order(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.ndarray) -> np.ndarray:
