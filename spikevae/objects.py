@@ -71,7 +71,8 @@ GROUP_BLOCK = 1 << 18
 
 
 def _counting_order(values: np.ndarray, lo: int, n_keys: int, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The stable sorting order of ``values`` (all within ``[lo, lo + n_keys)``) and each key's count.
+    """The stable sorting order of ``values`` (all within ``[lo, lo + n_keys)``, ``n_keys <= 2**15``) and
+    each key's count.
 
     Each key's slots are placed by a count over the whole array; then each block of
     :data:`GROUP_BLOCK` elements is sorted on its own and written into the slots its keys have
@@ -83,7 +84,7 @@ def _counting_order(values: np.ndarray, lo: int, n_keys: int, dtype) -> tuple[np
     filled = np.cumsum(counts) - counts  # next free slot of each key
     order = np.empty(values.size, dtype)
     for i in range(0, values.size, GROUP_BLOCK):
-        key = (values[i:i + GROUP_BLOCK] - lo).astype(np.int16 if n_keys <= 2**15 else np.int64)
+        key = (values[i:i + GROUP_BLOCK] - lo).astype(np.int16)  # n_keys <= 2**15: a radix sort
         o = np.argsort(key, kind="stable")
         k = key[o]
         c = np.bincount(k, minlength=n_keys)

@@ -292,9 +292,12 @@ def test_silhouette_in_blocks_is_the_whole_computation(monkeypatch):
     assert whole == pytest.approx(np.mean((b - a) / np.maximum(a, b)))
 
 
-def test_group_indices_are_stable_int32_groups_of_each_value():
+@pytest.mark.parametrize("block", [1 << 18, 37])  # one block, and many (the counting sort's blocks meet)
+def test_group_indices_are_stable_int32_groups_of_each_value(monkeypatch, block):
+    import spikevae.objects
     from spikevae.quality import group_indices
 
+    monkeypatch.setattr(spikevae.objects, "GROUP_BLOCK", block)
     rng = np.random.default_rng(5)
     for values in (rng.integers(-1, 40, 5000), rng.integers(0, 3, 100) * 10**6, rng.integers(-2**40, 2**40, 300)):
         groups = group_indices(values)
