@@ -369,6 +369,13 @@ class Sorting:
         u = np.unique(self.unit)
         return u[u >= 0]
 
+    def starts_with(self, spikes: "Spikes") -> bool:
+        """Whether this sorting's first entries are ``spikes`` (time and electrode), in their order: a
+        run's own sorting, whose overlap extras follow the detected spikes. Compared a block at a time."""
+        n = spikes.n_spikes
+        return self.sample_index.size >= n and equal_in_blocks(self.sample_index[:n], spikes.sample_index) \
+            and equal_in_blocks(self.electrode[:n], spikes.electrode)
+
     def unit_electrode(self) -> dict[int, int]:
         """Electrode of each unit (the most common electrode of its spikes)."""
         # one sort, not a pass over every spike per unit

@@ -378,13 +378,11 @@ def share_detected_columns(spikes: Spikes, embeddings: dict, sorting: Sorting) -
     """
     import dataclasses
 
-    from .objects import equal_in_blocks
     from .waveform_store import DiskWaveforms, is_lazy
 
     n = spikes.n_spikes
     t, e = sorting.sample_index[:n], sorting.electrode[:n]
-    if sorting.sample_index.size < n or e.dtype != spikes.electrode.dtype or not (
-            equal_in_blocks(t, spikes.sample_index) and equal_in_blocks(e, spikes.electrode)):
+    if e.dtype != spikes.electrode.dtype or not sorting.starts_with(spikes):
         return spikes, embeddings
 
     def repoint(a):

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import SpikevaeConfigError
-from ..objects import Sorting, Spikes, equal_in_blocks, group_indices, label_dtype
+from ..objects import Sorting, Spikes, group_indices, label_dtype
 
 #: Spikes compared at a time (no boolean array the length of the recording).
 BLOCK = 1 << 20
@@ -98,12 +98,10 @@ def spike_units(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = Non
 def _starts_with_spikes(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = None) -> bool:
     """Whether ``sorting``'s first entries are ``spikes``, in their order (a run's own sorting)."""
     n = spikes.n_spikes
-    if sorting.sample_index.size < n:
-        return False
-    if match is not None:
-        return all(np.array_equal(match[i:min(i + BLOCK, n)], np.arange(i, min(i + BLOCK, n))) for i in range(0, n, BLOCK))
-    return equal_in_blocks(sorting.sample_index[:n], spikes.sample_index) and \
-        equal_in_blocks(sorting.electrode[:n], spikes.electrode)
+    if match is None:
+        return sorting.starts_with(spikes)
+    return match.size >= n and all(np.array_equal(match[i:min(i + BLOCK, n)], np.arange(i, min(i + BLOCK, n)))
+                                   for i in range(0, n, BLOCK))
 
 
 def _match_tail(spikes: Spikes, sorting: Sorting, n: int) -> np.ndarray:
