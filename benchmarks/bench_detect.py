@@ -7,7 +7,7 @@ wall seconds, x real time and CPU seconds (user + system of this process and of 
 processes: on a shared machine wall time stretches with the load, CPU time much less). The median
 of the repeats is printed last.
 
-``--kernels`` times each kernel of one chunk job (read + band-pass, find_peaks, align_waveforms,
+``--kernels`` times each kernel of one chunk job (file read, band-pass, find_peaks, align_waveforms,
 the whole-chunk threshold mask where the version still builds one,
 _clean_noise_windows) summed over the first ``--kernel-chunks`` chunks.
 
@@ -59,7 +59,7 @@ def time_kernels(path: Path, overrides: list[str], n_chunks: int) -> dict[str, f
     from spikevae.recording import get_chunk_with_margin
 
     cfg = load_config(overrides=overrides)
-    rec = preprocess(open_input(path, cfg), cfg.preprocess)
+    rec = preprocess(open_input(path, cfg), cfg.preprocess, cfg.run.device)
     c, fs = cfg.detect, rec.fs
     length, pre = d.ms_to_samples(c.window_ms, fs), d.ms_to_samples(c.pre_ms, fs)
     dead = d.ms_to_samples(c.dead_time_ms, fs)
@@ -71,9 +71,13 @@ def time_kernels(path: Path, overrides: list[str], n_chunks: int) -> dict[str, f
     n_per_block = int(np.ceil(c.noise_snippets / max(1, n_blocks)))
     active = noise > 0
     mask_arg = "above" in inspect.signature(d._clean_noise_windows).parameters
-    tot = dict.fromkeys(("read+bandpass", "find_peaks", "align_waveforms", "mask", "noise_windows"), 0.0)
+    tot = dict.fromkeys(("read", "bandpass", "find_peaks", "align_waveforms", "mask", "noise_windows"), 0.0)
     ranges = list(rec.chunks(int(cfg.run.chunk_s * fs)))[:n_chunks]
+    raw = rec.parent if hasattr(rec, "parent") and hasattr(rec, "band") else None
     for start, stop in ranges:
+        tr = time.perf_counter()
+        if raw is not None:  # the file read alone (the band-pass reads it again, with its own margin)
+            get_chunk_with_margin(raw, start, stop, margin + rec.margin)
         t0 = time.perf_counter()
         x, left, _ = get_chunk_with_margin(rec, start, stop, margin)
         t1 = time.perf_counter()
@@ -95,7 +99,8 @@ def time_kernels(path: Path, overrides: list[str], n_chunks: int) -> dict[str, f
         t5 = time.perf_counter()
         d._clean_noise_windows(x, level, left, start, stop, length, n_per_block, block_len, rec.n_samples, active, 0)
         t6 = time.perf_counter()
-        for k, dt in zip(tot, (t1 - t0, t2 - t1, t4 - t3, t5 - t4, t6 - t5)):
+        read = t0 - tr if raw is not None else 0.0
+        for k, dt in zip(tot, (read, t1 - t0 - read, t2 - t1, t4 - t3, t5 - t4, t6 - t5)):
             tot[k] += dt
     return tot, len(ranges)
 

@@ -16,6 +16,10 @@ discarded (the kernel of the 300-6000 Hz band falls below 1e-5 of its peak withi
 below 1e-7 within 14 ms; the margin is 17 ms). ``engine="sos"`` keeps ``sosfiltfilt`` as the reference; the tests
 check that both agree to float tolerance.
 
+With ``device`` a CUDA device (``preprocess.device = cuda``, or ``run.device = cuda``) the same
+product runs as torch FFTs on the GPU (:func:`filtfilt_fft_torch`): the chunk goes to the device,
+the filtered chunk comes back, and the output equals the CPU's to float32 rounding.
+
 Bands: 250-7500 Hz is Blackrock's spike band; 250-750 Hz is the band named in the
 project's design card; 300-6000 Hz is the common choice of offline sorters.
 """
@@ -51,6 +55,8 @@ class PreprocessConfig:
     order: int = param(3, "Butterworth order (applied forwards and backwards)", low=1, high=10)
     margin_periods: float = param(5.0, "filter margin in periods of the low cutoff", low=1, high=50)
     cmr: bool = param(False, "subtract the median across channels at each sample (common median reference)")
+    device: str = param("cpu", "where the band-pass FFTs run: cpu (scipy), cuda / cuda:N (torch on the GPU; equal "
+                               "to float32 rounding), auto (CUDA if present); run.device, when set, wins")
 
     def check(self, prefix: str = "") -> None:
         """The custom band must be a band: low cutoff below high cutoff (checked even when a preset
@@ -109,6 +115,35 @@ def filtfilt_fft(x: np.ndarray, gain: np.ndarray, n_fft: int) -> np.ndarray:
     return y[:, :n].T
 
 
+def filtfilt_fft_torch(x: np.ndarray, gain: np.ndarray, n_fft: int, device) -> np.ndarray:
+    """:func:`filtfilt_fft` with torch FFTs on ``device`` (a CUDA GPU; the CPU works too, for tests).
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, n_channels)
+    gain : ndarray of shape (n_fft // 2 + 1,), float32, or a torch tensor of it on ``device``
+    n_fft : int
+    device : torch.device
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_channels), float32
+        Equal to :func:`filtfilt_fft` to float32 rounding.
+    """
+    import torch
+
+    n = x.shape[0]
+    xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
+    xt = xt.T  # (channels, samples): each channel's FFT over contiguous samples
+    # the mean is removed in float64, as on the CPU, then the rows are zero-padded to n_fft by the FFT
+    xc = (xt.double() - xt.double().mean(dim=1, keepdim=True)).float()
+    spec = torch.fft.rfft(xc, n=n_fft, dim=1)
+    g = gain if isinstance(gain, torch.Tensor) else torch.from_numpy(np.asarray(gain, np.float32)).to(device)
+    spec *= g
+    y = torch.fft.irfft(spec, n=n_fft, dim=1)[:, :n]
+    return y.T.contiguous().cpu().numpy()
+
+
 class BandpassRecording(Recording):
     """Zero-phase Butterworth bandpass of a Recording, computed lazily per chunk.
 
@@ -124,12 +159,15 @@ class BandpassRecording(Recording):
     engine : {"fft", "sos"}, default "fft"
         ``fft``: ``|H|²`` applied by real FFTs (fast); ``sos``: ``scipy.signal.sosfiltfilt``
         (the reference; the same output to float tolerance).
+    device : str, default "cpu"
+        Where the ``fft`` engine runs: ``cpu`` (scipy), ``cuda`` / ``cuda:N`` (torch on the GPU) or
+        ``auto`` (CUDA when torch sees one). Resolved here, so a missing GPU is an error at once.
     """
 
     ENGINES = ("fft", "sos")
 
     def __init__(self, parent: Recording, freq_min: float, freq_max: float, order: int = 3,
-                 margin_periods: float = 5.0, engine: str = "fft"):
+                 margin_periods: float = 5.0, engine: str = "fft", device: str = "cpu"):
         nyq = parent.fs / 2
         if not 0 < freq_min < freq_max:
             raise SpikevaeConfigError(f"bandpass {freq_min}-{freq_max} Hz: the low cutoff must be positive and below the high cutoff")
@@ -146,6 +184,14 @@ class BandpassRecording(Recording):
         self.band = (float(freq_min), float(freq_max))
         self.margin = int(np.ceil(margin_periods * parent.fs / freq_min))
         self._gains: dict[int, np.ndarray] = {}
+        self.device = "cpu"
+        if (device or "cpu").strip().lower() != "cpu":
+            from .device import resolve_device
+
+            self.device = str(resolve_device(device))
+        if self.device != "cpu" and engine != "fft":
+            raise SpikevaeConfigError(f"bandpass engine {engine!r} runs on the CPU only; use engine fft on {self.device}")
+        self._device_gains: dict = {}  # n_fft -> gain tensor on self.device (not pickled)
         self._init_meta(parent.fs, parent.channel_ids, parent.n_samples, 1.0, 0.0, parent.positions_um,
                         f"bandpass({freq_min:g}-{freq_max:g} Hz) <- {parent.source}")
 
@@ -158,7 +204,22 @@ class BandpassRecording(Recording):
             if len(self._gains) > 8:  # chunk lengths vary only at the end of a recording
                 self._gains.clear()
             gain = self._gains[n_fft] = zero_phase_gain(self.sos, n_fft, self.fs)
-        return filtfilt_fft(x, gain, n_fft)
+        if self.device == "cpu":
+            return filtfilt_fft(x, gain, n_fft)
+        import torch
+
+        dev = torch.device(self.device)
+        g = self._device_gains.get(n_fft)
+        if g is None:
+            if len(self._device_gains) > 8:
+                self._device_gains.clear()
+            g = self._device_gains[n_fft] = torch.from_numpy(gain).to(dev)
+        return filtfilt_fft_torch(x, g, n_fft, dev)
+
+    def __getstate__(self):  # worker processes get the gains as arrays, never tensors on this process's GPU
+        state = self.__dict__.copy()
+        state["_device_gains"] = {}
+        return state
 
     def get_traces(self, start=0, stop=None, channels=None):
         stop = self.n_samples if stop is None else min(int(stop), self.n_samples)
@@ -191,10 +252,15 @@ class CommonMedianRecording(Recording):
         return x if channels is None else x[:, np.asarray(channels, dtype=np.int64)]
 
 
-def preprocess(rec: Recording, config: PreprocessConfig) -> Recording:
-    """The preprocessing chain of a config: bandpass, then optional common median reference."""
+def preprocess(rec: Recording, config: PreprocessConfig, device: str | None = None) -> Recording:
+    """The preprocessing chain of a config: bandpass, then optional common median reference.
+
+    ``device``, when given and not ``auto``, overrides ``config.device`` (the pipeline passes
+    ``run.device``, which wins when set, as for the networks).
+    """
     lo, hi = config.band_hz()
-    out: Recording = BandpassRecording(rec, lo, hi, config.order, config.margin_periods)
+    dev = device if device and device.strip().lower() != "auto" else config.device
+    out: Recording = BandpassRecording(rec, lo, hi, config.order, config.margin_periods, device=dev)
     if config.cmr:
         out = CommonMedianRecording(out)
     return out

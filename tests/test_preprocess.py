@@ -100,3 +100,75 @@ def test_unknown_bandpass_engine_is_an_error():
 
     with pytest.raises(SpikevaeConfigError, match="bandpass engine 'iir' is unknown; use one of fft, sos"):
         BandpassRecording(ArrayRecording(_noise(), FS), 300, 6000, engine="iir")
+
+
+# ---- the band-pass on a GPU (torch FFTs) ------------------------------------------------------
+def _offset_traces(seed=5):
+    x = _noise(n=2 * 30000 + 77, c=6, seed=seed)
+    t = np.arange(x.shape[0]) / FS
+    x += (3000.0 + 400 * np.sin(2 * np.pi * 7 * t))[:, None].astype(np.float32)
+    x[30000 - 5:30000 + 7, 3] -= 400
+    return x
+
+
+def test_torch_fft_filter_equals_scipy_fft_filter():
+    """The GPU path's arithmetic (:func:`filtfilt_fft_torch`), run by torch on the CPU, equals the
+    scipy FFT filter to float32 rounding, for FFT lengths of different factors."""
+    import torch
+
+    from spikevae.preprocess import filtfilt_fft, filtfilt_fft_torch, zero_phase_gain
+    from scipy import signal
+
+    x = _offset_traces()
+    sos = signal.butter(3, [300, 6000], btype="bandpass", fs=FS, output="sos")
+    for n in (x.shape[0], 30000 + 1234, 4001):
+        n_fft = n + (n % 2)
+        gain = zero_phase_gain(sos, n_fft, FS)
+        a = filtfilt_fft(x[:n], gain, n_fft)
+        b = filtfilt_fft_torch(x[:n], gain, n_fft, torch.device("cpu"))
+        assert b.dtype == np.float32 and b.shape == a.shape and b.flags.c_contiguous
+        assert np.abs(a - b).max() < 1e-5 * a.std() + 4e-7 * np.abs(x - x.mean(axis=0)).max(), n
+
+
+def test_bandpass_device_errors_and_default():
+    from spikevae.errors import SpikevaeConfigError, SpikevaeError
+    import torch
+
+    parent = ArrayRecording(_noise(), FS)
+    assert BandpassRecording(parent, 300, 6000).device == "cpu"
+    assert preprocess(parent, PreprocessConfig(), device="auto").device == "cpu"  # auto: the config's (cpu)
+    with pytest.raises(SpikevaeError, match="not a torch device"):
+        BandpassRecording(parent, 300, 6000, device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(SpikevaeError, match="torch sees no CUDA GPU"):
+            BandpassRecording(parent, 300, 6000, device="cuda")
+        with pytest.raises(SpikevaeError, match="torch sees no CUDA GPU"):
+            preprocess(parent, PreprocessConfig(), device="cuda")  # run.device wins over preprocess.device
+    else:
+        with pytest.raises(SpikevaeConfigError, match="runs on the CPU only"):
+            BandpassRecording(parent, 300, 6000, engine="sos", device="cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_bandpass_equals_cpu_and_pickles():
+    """On a GPU: the same traces as the CPU to float32 rounding, chunked and whole, and a pickled copy
+    (what a spawned detection worker gets) filters on the GPU again."""
+    import pickle
+
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    x = _offset_traces()
+    parent = ArrayRecording(x, FS)
+    cpu = BandpassRecording(parent, 300, 6000)
+    gpu = BandpassRecording(parent, 300, 6000, device="cuda")
+    assert gpu.device.startswith("cuda")
+    tol = 1e-5 * cpu.get_traces().std() + 4e-7 * np.abs(x - x.mean(axis=0)).max()
+    for start, stop in ((0, None), (0, 30000), (30000, 60000), (12345, 12346)):
+        a, b = cpu.get_traces(start, stop), gpu.get_traces(start, stop)
+        assert b.dtype == np.float32 and b.shape == a.shape
+        assert np.abs(a - b).max() < tol, (start, stop, np.abs(a - b).max())
+    again = pickle.loads(pickle.dumps(gpu))
+    assert again._device_gains == {} and again.device == gpu.device
+    assert np.abs(again.get_traces(0, 30000) - cpu.get_traces(0, 30000)).max() < tol

@@ -47,6 +47,16 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="spikevae-parent-watch", daemon=True).start()
 
 
+def cuda_in_use() -> bool:
+    """Whether this process has started CUDA (torch's GPU filtering or networks): its children must then
+    be spawned, since CUDA cannot be used again in a forked child. Never imports torch itself."""
+    torch = sys.modules.get("torch")
+    try:
+        return bool(torch is not None and torch.cuda.is_initialized())
+    except AttributeError:  # a torch being imported, or without CUDA support
+        return False
+
+
 def worker_pool(n_jobs: int, *, spawn: bool = False) -> ProcessPoolExecutor:
     """A process pool whose workers die with this process.
 
@@ -56,13 +66,14 @@ def worker_pool(n_jobs: int, *, spawn: bool = False) -> ProcessPoolExecutor:
         Number of worker processes.
     spawn : bool, default False
         Start workers fresh ("spawn") instead of forking: needed once torch or BLAS threads
-        run in this process, where a fork can deadlock.
+        run in this process, where a fork can deadlock. Workers are always spawned once CUDA
+        is in use here (a forked child cannot use CUDA: :func:`cuda_in_use`).
 
     Returns
     -------
     concurrent.futures.ProcessPoolExecutor
         Use it as a context manager.
     """
-    ctx = multiprocessing.get_context("spawn" if spawn else None)
+    ctx = multiprocessing.get_context("spawn" if spawn or cuda_in_use() else None)
     return ProcessPoolExecutor(max_workers=int(n_jobs), mp_context=ctx, initializer=_die_with_parent,
                                initargs=(os.getpid(),))

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Every GPU figure of the README in one run, on a machine with a CUDA GPU (CI has none):
+#   1. the CUDA tests (pytest -m gpu): band-pass, VAE training and embedding, a whole run, against the CPU;
+#   2. the whole pipeline, PCA and VAE features, with run.device=cuda (band-pass, VAE training and
+#      embedding on the GPU; clustering on the CPU cores): bench_throughput.py, 96 electrodes;
+#   3. the detect stage with the band-pass on the CPU and on the GPU, with an exact comparison of the
+#      spikes (bench_detect.py --save / --compare), and the per-chunk kernels of both.
+#
+#   bash benchmarks/bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]      # defaults: 10 minutes, every CPU core
+#   DEVICE=cpu bash benchmarks/bench_gpu.sh /tmp/g 0.5 2          # the same steps on the CPU (a dry run)
+set -u
+out=${1:?usage: bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]}
+minutes=${2:-10}
+jobs=${3:-$(nproc)}
+dev=${DEVICE:-cuda}
+sims=${SIMS:-/tmp/spikevae_gpu_sims}
+mkdir -p "$out" "$sims"
+export PYTHONUNBUFFERED=1
+step() { echo; echo "== $* ($(date +%T))"; }
+
+step "machine"
+python3 -c "import torch, os; print('torch', torch.__version__, '| cuda', torch.version.cuda, '|',
+torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU', '|', os.cpu_count(), 'CPU cores')"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
+
+step "CUDA tests"
+python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_cuda.py tests/test_preprocess.py tests/test_vae.py 2>&1 | tail -8
+
+step "whole pipeline, run.device=$dev, n_jobs $jobs"
+python3 benchmarks/bench_throughput.py --minutes "$minutes" --vae --n-jobs "$jobs" --data-dir "$sims" \
+    --set "run.device=$dev" --set "cluster.n_jobs=$jobs" --json "$out/throughput_$dev.json"
+
+rec=$(ls -d "$sims"/sim_96el_*min_seed0 | head -1)/recording.ns5
+for d in cpu "$dev"; do
+    step "detect stage, band-pass on $d, n_jobs $jobs"
+    if [ "$d" = cpu ]; then cmp="--save $sims/detect_cpu.npz"; else cmp="--compare $sims/detect_cpu.npz"; fi
+    python3 benchmarks/bench_detect.py "$rec" --repeats 1 --n-jobs "$jobs" --set "run.device=$d" $cmp
+    step "detect kernels, band-pass on $d (serial, 60 chunks)"
+    python3 benchmarks/bench_detect.py "$rec" --kernels --kernel-chunks 60 --repeats 0 --set "run.device=$d"
+done
+step "done"
