@@ -4,7 +4,8 @@
 #   2. the whole pipeline, PCA and VAE features, with run.device=cuda (band-pass, VAE training and
 #      embedding on the GPU; clustering on the CPU cores): bench_throughput.py, 96 electrodes;
 #   3. the detect stage with the band-pass on the CPU and on the GPU, with an exact comparison of the
-#      spikes (bench_detect.py --save / --compare), and the per-chunk kernels of both.
+#      spikes (bench_detect.py --save / --compare), and the per-chunk kernels of both;
+#   4. VAE training and embedding alone on the GPU, profiled (bench_vae_speed.py, 100k waveforms).
 #
 #   bash benchmarks/bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]      # defaults: 10 minutes, every CPU core
 #   DEVICE=cpu bash benchmarks/bench_gpu.sh /tmp/g 0.5 2          # the same steps on the CPU (a dry run)
@@ -24,7 +25,7 @@ torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU', '|', o
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null
 
 step "CUDA tests"
-python3 -m pytest -m gpu -q -p no:cacheprovider tests/test_cuda.py tests/test_preprocess.py tests/test_vae.py 2>&1 | tail -8
+python3 -m pytest -m gpu -q -p no:cacheprovider ${TESTS:-tests/test_cuda.py tests/test_preprocess.py tests/test_vae.py} 2>&1 | tail -8
 
 step "whole pipeline, run.device=$dev, n_jobs $jobs"
 python3 benchmarks/bench_throughput.py --minutes "$minutes" --vae --n-jobs "$jobs" --data-dir "$sims" \
@@ -38,4 +39,7 @@ for d in cpu "$dev"; do
     step "detect kernels, band-pass on $d (serial, 60 chunks)"
     python3 benchmarks/bench_detect.py "$rec" --kernels --kernel-chunks 60 --repeats 0 --set "run.device=$d"
 done
+step "VAE training and embedding on $dev, profiled"
+python3 benchmarks/bench_vae_speed.py --n 100000 --cache "$sims/vae_speed" --set "device=$dev" \
+    --profile "$out/vae_profile_$dev" --json "$out/vae_speed_$dev.json" 2>&1 | grep -v "VAE epoch"
 step "done"

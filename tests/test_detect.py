@@ -122,13 +122,30 @@ def test_noise_estimate_and_snippets():
         assert np.abs(snips).max() <= 4.0 * s.noise_uv[c] + 1e-3
 
 
-def test_worker_processes_give_identical_spikes():
+@pytest.mark.parametrize("threads", [False, True])
+def test_worker_processes_give_identical_spikes(threads, monkeypatch):
+    """Worker processes, and the threads used when the band-pass runs on a GPU (forced here on the CPU),
+    give the serial run's spikes bit for bit."""
+    import spikevae.detect as d
+
     rec, _ = _recording(snr=8, n_s=4)
     serial = detect_spikes(rec, DetectConfig(), chunk_s=0.25, n_jobs=1)
+    monkeypatch.setattr(d, "_filters_on_gpu", lambda r: threads)
     parallel = detect_spikes(rec, DetectConfig(), chunk_s=0.25, n_jobs=2)
     assert serial.n_spikes > 50
     for k in ("sample_index", "electrode", "waveforms", "noise_snippets", "noise_electrode"):
         assert np.array_equal(getattr(serial, k), getattr(parallel, k)), k
+
+
+def test_gpu_filter_is_found_in_the_preprocessing_chain():
+    from spikevae.detect import _filters_on_gpu
+    from spikevae.preprocess import BandpassRecording, CommonMedianRecording
+
+    rec, _ = _recording(snr=8, n_s=1)
+    bp = BandpassRecording(rec, 300, 6000)
+    assert not _filters_on_gpu(rec) and not _filters_on_gpu(CommonMedianRecording(bp))
+    bp.device = "cuda"  # as a BandpassRecording made with device="cuda" on a machine with a GPU
+    assert _filters_on_gpu(bp) and _filters_on_gpu(CommonMedianRecording(bp))
 
 
 # ---- the fast kernels against the dense formulations they replace (bit for bit) -------------------------
