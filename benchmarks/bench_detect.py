@@ -59,7 +59,7 @@ def time_kernels(path: Path, overrides: list[str], n_chunks: int) -> dict[str, f
     from spikevae.recording import get_chunk_with_margin
 
     cfg = load_config(overrides=overrides)
-    rec = preprocess(open_input(path, cfg), cfg.preprocess, cfg.run.device)
+    rec = preprocess(open_input(path, cfg), cfg.preprocess)
     c, fs = cfg.detect, rec.fs
     length, pre = d.ms_to_samples(c.window_ms, fs), d.ms_to_samples(c.pre_ms, fs)
     dead = d.ms_to_samples(c.dead_time_ms, fs)

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Every GPU figure of the README in one run, on a machine with a CUDA GPU (CI has none):
 #   1. the CUDA tests (pytest -m gpu): band-pass, VAE training and embedding, a whole run, against the CPU;
-#   2. the whole pipeline, PCA and VAE features, with run.device=cuda (band-pass, VAE training and
-#      embedding on the GPU; clustering on the CPU cores): bench_throughput.py, 96 electrodes;
+#   2. the whole pipeline, PCA and VAE features, with run.device=cuda (VAE training and embedding on the
+#      GPU; clustering on the CPU cores) and preprocess.device=$FILTER_DEVICE (the band-pass; default: the
+#      GPU too, as the README's figures were measured; FILTER_DEVICE=cpu for the faster choice with many
+#      cores): bench_throughput.py, 96 electrodes;
 #   3. the detect stage with the band-pass on the CPU and on the GPU, with an exact comparison of the
 #      spikes (bench_detect.py --save / --compare), and the per-chunk kernels of both;
 #   4. VAE training and embedding alone on the GPU, profiled (bench_vae_speed.py, 100k waveforms).
@@ -14,6 +16,7 @@ out=${1:?usage: bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]}
 minutes=${2:-10}
 jobs=${3:-$(nproc)}
 dev=${DEVICE:-cuda}
+filt=${FILTER_DEVICE:-$dev}
 sims=${SIMS:-/tmp/spikevae_gpu_sims}
 mkdir -p "$out" "$sims"
 export PYTHONUNBUFFERED=1
@@ -27,17 +30,18 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>
 step "CUDA tests"
 python3 -m pytest -m gpu -q -p no:cacheprovider ${TESTS:-tests/test_cuda.py tests/test_preprocess.py tests/test_vae.py} 2>&1 | tail -8
 
-step "whole pipeline, run.device=$dev, n_jobs $jobs"
+step "whole pipeline, run.device=$dev, preprocess.device=$filt, n_jobs $jobs"
 python3 benchmarks/bench_throughput.py --minutes "$minutes" --vae --n-jobs "$jobs" --data-dir "$sims" \
-    --set "run.device=$dev" --set "cluster.n_jobs=$jobs" --json "$out/throughput_$dev.json"
+    --set "run.device=$dev" --set "preprocess.device=$filt" --set "cluster.n_jobs=$jobs" \
+    --json "$out/throughput_$dev.json"
 
 rec=$(ls -d "$sims"/sim_96el_*min_seed0 | head -1)/recording.ns5
 for d in cpu "$dev"; do
     step "detect stage, band-pass on $d, n_jobs $jobs"
     if [ "$d" = cpu ]; then cmp="--save $sims/detect_cpu.npz"; else cmp="--compare $sims/detect_cpu.npz"; fi
-    python3 benchmarks/bench_detect.py "$rec" --repeats 1 --n-jobs "$jobs" --set "run.device=$d" $cmp
+    python3 benchmarks/bench_detect.py "$rec" --repeats 1 --n-jobs "$jobs" --set "preprocess.device=$d" $cmp
     step "detect kernels, band-pass on $d (serial, 60 chunks)"
-    python3 benchmarks/bench_detect.py "$rec" --kernels --kernel-chunks 60 --repeats 0 --set "run.device=$d"
+    python3 benchmarks/bench_detect.py "$rec" --kernels --kernel-chunks 60 --repeats 0 --set "preprocess.device=$d"
 done
 step "VAE training and embedding on $dev, profiled"
 python3 benchmarks/bench_vae_speed.py --n 100000 --cache "$sims/vae_speed" --set "device=$dev" \

@@ -183,7 +183,7 @@ def _detect_stage(rec: Recording, config: PipelineConfig, progress: bool, wavefo
     from .preprocess import preprocess
 
     dead = find_dead_channels(rec)
-    filtered = preprocess(rec, config.preprocess, config.run.device)
+    filtered = preprocess(rec, config.preprocess)
     if config.input.groups:  # tetrodes / shanks: one event per group, concatenated waveforms
         from .groups import detect_groups, resolve_groups
 

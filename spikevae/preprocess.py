@@ -16,9 +16,12 @@ discarded (the kernel of the 300-6000 Hz band falls below 1e-5 of its peak withi
 below 1e-7 within 14 ms; the margin is 17 ms). ``engine="sos"`` keeps ``sosfiltfilt`` as the reference; the tests
 check that both agree to float tolerance.
 
-With ``device`` a CUDA device (``preprocess.device = cuda``, or ``run.device = cuda``) the same
-product runs as torch FFTs on the GPU (:func:`filtfilt_fft_torch`): the chunk goes to the device,
-the filtered chunk comes back, and the output equals the CPU's to float32 rounding.
+With ``device`` a CUDA device (``preprocess.device = cuda``) the same product runs as torch FFTs
+on the GPU (:func:`filtfilt_fft_torch`): the chunk goes to the device, the filtered chunk comes
+back, and the output equals the CPU's to float32 rounding. ``run.device`` does not move the
+band-pass: the GPU filters a chunk 7 times faster than one CPU core, but detection then runs its
+chunks in threads of one process (one CUDA context), and on an H200 machine with 16 cores that
+was 3 times slower than 16 worker processes filtering on the CPU (README, "On a GPU").
 
 Bands: 250-7500 Hz is Blackrock's spike band; 250-750 Hz is the band named in the
 project's design card; 300-6000 Hz is the common choice of offline sorters.
@@ -56,7 +59,8 @@ class PreprocessConfig:
     margin_periods: float = param(5.0, "filter margin in periods of the low cutoff", low=1, high=50)
     cmr: bool = param(False, "subtract the median across channels at each sample (common median reference)")
     device: str = param("cpu", "where the band-pass FFTs run: cpu (scipy), cuda / cuda:N (torch on the GPU; equal "
-                               "to float32 rounding), auto (CUDA if present); run.device, when set, wins")
+                               "to float32 rounding; pays with few CPU cores, not with many: see the README), "
+                               "auto (CUDA if present)")
 
     def check(self, prefix: str = "") -> None:
         """The custom band must be a band: low cutoff below high cutoff (checked even when a preset
@@ -252,15 +256,10 @@ class CommonMedianRecording(Recording):
         return x if channels is None else x[:, np.asarray(channels, dtype=np.int64)]
 
 
-def preprocess(rec: Recording, config: PreprocessConfig, device: str | None = None) -> Recording:
-    """The preprocessing chain of a config: bandpass, then optional common median reference.
-
-    ``device``, when given and not ``auto``, overrides ``config.device`` (the pipeline passes
-    ``run.device``, which wins when set, as for the networks).
-    """
+def preprocess(rec: Recording, config: PreprocessConfig) -> Recording:
+    """The preprocessing chain of a config: bandpass, then optional common median reference."""
     lo, hi = config.band_hz()
-    dev = device if device and device.strip().lower() != "auto" else config.device
-    out: Recording = BandpassRecording(rec, lo, hi, config.order, config.margin_periods, device=dev)
+    out: Recording = BandpassRecording(rec, lo, hi, config.order, config.margin_periods, device=config.device)
     if config.cmr:
         out = CommonMedianRecording(out)
     return out

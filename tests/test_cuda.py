@@ -33,8 +33,8 @@ def test_cuda_vae_training_separates_units_as_the_cpu_does():
 
 
 def test_cuda_run_detects_the_cpu_spikes_and_sorts_as_well(tmp_path):
-    """``run.device = cuda``: the band-pass runs on the GPU (in spawned detection workers too) and the VAE
-    trains there; the detected spikes are the CPU's (float32 rounding may move a crossing exactly at the
+    """``run.device = preprocess.device = cuda``: the band-pass runs on the GPU (in detection's threads) and
+    the VAE trains there; the detected spikes are the CPU's (float32 rounding may move a crossing exactly at the
     threshold: at most 0.1% differ) and the accuracy against ground truth is the CPU's within 0.05."""
     from spikevae.params import load_config
     from spikevae.pipeline import run_pipeline
@@ -43,7 +43,7 @@ def test_cuda_run_detects_the_cpu_spikes_and_sorts_as_well(tmp_path):
     rec, gt = simulate_recording(SimConfig(n_electrodes=8, duration_s=30.0, units_min=1), seed=4)
     out = {}
     for dev in ("cpu", "cuda"):
-        cfg = load_config(overrides=[f"run.device={dev}", "run.n_jobs=2", "features.method=vae",
+        cfg = load_config(overrides=[f"run.device={dev}", f"preprocess.device={dev}", "run.n_jobs=2", "features.method=vae",
                                      "features.vae.epochs=4", "features.vae.amp=false"])
         out[dev] = run_pipeline(rec, cfg, tmp_path / dev, gt=gt, report=False)
     a, b = out["cpu"].spikes, out["cuda"].spikes

@@ -136,14 +136,14 @@ def test_bandpass_device_errors_and_default():
 
     parent = ArrayRecording(_noise(), FS)
     assert BandpassRecording(parent, 300, 6000).device == "cpu"
-    assert preprocess(parent, PreprocessConfig(), device="auto").device == "cpu"  # auto: the config's (cpu)
+    assert preprocess(parent, PreprocessConfig()).device == "cpu"
     with pytest.raises(SpikevaeError, match="not a torch device"):
         BandpassRecording(parent, 300, 6000, device="gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(SpikevaeError, match="torch sees no CUDA GPU"):
             BandpassRecording(parent, 300, 6000, device="cuda")
         with pytest.raises(SpikevaeError, match="torch sees no CUDA GPU"):
-            preprocess(parent, PreprocessConfig(), device="cuda")  # run.device wins over preprocess.device
+            preprocess(parent, PreprocessConfig(device="cuda"))
     else:
         with pytest.raises(SpikevaeConfigError, match="runs on the CPU only"):
             BandpassRecording(parent, 300, 6000, engine="sos", device="cuda")
