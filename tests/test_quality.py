@@ -172,6 +172,20 @@ def test_compute_metrics_on_clean_units(units):
     assert [round(r["snr"]) for r in rows[:2]] == [6, 15]  # 60 and 150 µV over σ = 10 µV
 
 
+def test_metrics_in_threads_equal_one_thread(units):
+    """``n_jobs`` threads over electrodes give the one-thread values exactly (NaN where NaN), with a
+    bounded isolation space too."""
+    spikes, sorting = units
+    for cfg in (QualityConfig(), QualityConfig(isolation_max_spikes=300, nn_max_spikes=200)):
+        one = compute_metrics(spikes, sorting, cfg, 130.0)
+        many = compute_metrics(spikes, sorting, cfg, 130.0, n_jobs=3)
+        assert len(one) == len(many) == 6
+        for a, b in zip(one, many):
+            assert list(a) == list(b)
+            for k in a:
+                assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), (k, a[k], b[k])
+
+
 def test_compute_metrics_flags_contamination_and_uses_matched_spikes(units):
     spikes, sorting = units
     rng = np.random.default_rng(0)

@@ -4,10 +4,11 @@
 workers die with the process that started them, whatever ends it (kill -9, SIGTERM, Ctrl-C).
 :func:`map_jobs` runs independent jobs (electrodes) in such a pool, in this process, or, inside
 ``with dask_executor(client):``, on a ``dask.distributed`` cluster; results come back in job order.
+:func:`map_threads` runs them in threads of this process (work that releases the GIL).
 :func:`release_memory` gives freed heap memory back to the OS between stages.
 """
-from .executor import DaskExecutor, allow_children, current_dask_executor, dask_executor, map_jobs
+from .executor import DaskExecutor, allow_children, current_dask_executor, dask_executor, map_jobs, map_threads
 from .memory import release_memory
 from .pool import worker_pool
 
-__all__ = ["DaskExecutor", "allow_children", "current_dask_executor", "dask_executor", "map_jobs", "release_memory", "worker_pool"]
+__all__ = ["DaskExecutor", "allow_children", "current_dask_executor", "dask_executor", "map_jobs", "map_threads", "release_memory", "worker_pool"]

@@ -93,6 +93,24 @@ def current_dask_executor() -> DaskExecutor | None:
     return _DASK.get()
 
 
+def map_threads(fn: Callable, items: Sequence, n_jobs: int = 1) -> list:
+    """``[fn(item) for item in items]`` in ``n_jobs`` threads of this process, in item order.
+
+    For per-electrode work whose time goes to numpy, scipy and HDF5 calls that release the GIL
+    (the quality metrics' k-d trees and eigen-decompositions): no process start, no copy of the
+    spikes. BLAS runs one thread per call meanwhile (threads are the parallelism), so the results
+    are those of a serial loop.
+    """
+    if n_jobs <= 1 or len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1), ThreadPoolExecutor(int(n_jobs)) as ex:
+        return list(ex.map(fn, items))
+
+
 def map_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = False, progress: bool = False,
              desc: str = "job", unit: str = "job") -> list:
     """``[fn(j) for j in jobs]``, run where the context says (see the module docstring).

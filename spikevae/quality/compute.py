@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from ..errors import SpikevaeConfigError
+from ..execution import map_threads
 from ..objects import Sorting, Spikes, group_indices, label_dtype
 
 #: Spikes compared at a time (no boolean array the length of the recording).
@@ -205,7 +206,7 @@ def _isolation_metrics(x: np.ndarray, labels: np.ndarray, units: list[int], cfg:
 
 
 def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, duration_s: float,
-                    features: np.ndarray | None = None, positions_um=None) -> list[dict]:
+                    features: np.ndarray | None = None, positions_um=None, n_jobs: int = 1) -> list[dict]:
     """Quality metrics of every unit of ``sorting``, with the ``good`` label.
 
     Parameters
@@ -223,6 +224,8 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     positions_um : array-like of shape (spikes.n_electrodes, 2), µm, optional
         Electrode positions (``recording_info["positions_um"]``) for the ``x_um``/``y_um``
         columns; NaN when not given.
+    n_jobs : int, default 1
+        Threads over electrodes for the isolation metrics (the same values as one thread).
 
     Returns
     -------
@@ -264,14 +267,22 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
         rows[u] |= _train_metrics(times, fs, n_samples, duration_s, config)
         rows[u] |= _amplitude_metrics(spikes, idx, e, config)
 
+    electrodes = []
     for e, idx in group_indices(spikes.electrode).items():
         units = sorted({int(u) for u in np.unique(spike_unit[idx]) if u >= 0 and rows.get(int(u), {}).get("electrode") == e})
         if not units:
             continue
         if idx.size > config.isolation_max_spikes:  # the same proportions of every unit, in a bounded space
             idx = idx[np.linspace(0, idx.size - 1, config.isolation_max_spikes).astype(np.int64)]
-        x = electrode_space(spikes, idx, config.n_components, features)
-        for u, vals in _isolation_metrics(x, spike_unit[idx], units, config).items():
+        electrodes.append((idx, units))
+
+    def isolation(item):
+        idx, units = item
+        return _isolation_metrics(electrode_space(spikes, idx, config.n_components, features), spike_unit[idx],
+                                  units, config)
+
+    for found in map_threads(isolation, electrodes, n_jobs):
+        for u, vals in found.items():
             rows[u] |= vals
 
     out = []
