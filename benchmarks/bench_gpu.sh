@@ -2,12 +2,12 @@
 # Every GPU figure of the README in one run, on a machine with a CUDA GPU (CI has none):
 #   1. the CUDA tests (pytest -m gpu): band-pass, VAE training and embedding, a whole run, against the CPU;
 #   2. the whole pipeline, PCA and VAE features, with run.device=cuda (VAE training and embedding on the
-#      GPU; clustering on the CPU cores) and preprocess.device=$FILTER_DEVICE (the band-pass; default: the
-#      GPU too, as the README's figures were measured; FILTER_DEVICE=cpu for the faster choice with many
-#      cores): bench_throughput.py, 96 electrodes;
-#   3. the detect stage with the band-pass on the CPU and on the GPU, with an exact comparison of the
-#      spikes (bench_detect.py --save / --compare), and the per-chunk kernels of both;
-#   4. VAE training and embedding alone on the GPU, profiled (bench_vae_speed.py, 100k waveforms).
+#      GPU; clustering on the CPU cores) and preprocess.device=$FILTER_DEVICE (the band-pass; default cpu,
+#      the faster choice with many cores; the README's table was measured with FILTER_DEVICE=cuda):
+#      bench_throughput.py, 96 electrodes;
+#   3. VAE training and embedding alone on the GPU, profiled (bench_vae_speed.py, 100k waveforms);
+#   4. the detect stage with the band-pass on the CPU and on the GPU, with an exact comparison of the
+#      spikes (bench_detect.py --save / --compare), and the per-chunk kernels of both.
 #
 #   bash benchmarks/bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]      # defaults: 10 minutes, every CPU core
 #   DEVICE=cpu bash benchmarks/bench_gpu.sh /tmp/g 0.5 2          # the same steps on the CPU (a dry run)
@@ -16,7 +16,7 @@ out=${1:?usage: bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]}
 minutes=${2:-10}
 jobs=${3:-$(nproc)}
 dev=${DEVICE:-cuda}
-filt=${FILTER_DEVICE:-$dev}
+filt=${FILTER_DEVICE:-cpu}
 sims=${SIMS:-/tmp/spikevae_gpu_sims}
 mkdir -p "$out" "$sims"
 export PYTHONUNBUFFERED=1
@@ -35,6 +35,10 @@ python3 benchmarks/bench_throughput.py --minutes "$minutes" --vae --n-jobs "$job
     --set "run.device=$dev" --set "preprocess.device=$filt" --set "cluster.n_jobs=$jobs" \
     --json "$out/throughput_$dev.json"
 
+step "VAE training and embedding on $dev, profiled"
+python3 benchmarks/bench_vae_speed.py --n 100000 --cache "$sims/vae_speed" --set "device=$dev" \
+    --profile "$out/vae_profile_$dev" --json "$out/vae_speed_$dev.json" 2>&1 | grep -v "VAE epoch"
+
 rec=$(ls -d "$sims"/sim_96el_*min_seed0 | head -1)/recording.ns5
 for d in cpu "$dev"; do
     step "detect stage, band-pass on $d, n_jobs $jobs"
@@ -43,7 +47,4 @@ for d in cpu "$dev"; do
     step "detect kernels, band-pass on $d (serial, 60 chunks)"
     python3 benchmarks/bench_detect.py "$rec" --kernels --kernel-chunks 60 --repeats 0 --set "preprocess.device=$d"
 done
-step "VAE training and embedding on $dev, profiled"
-python3 benchmarks/bench_vae_speed.py --n 100000 --cache "$sims/vae_speed" --set "device=$dev" \
-    --profile "$out/vae_profile_$dev" --json "$out/vae_speed_$dev.json" 2>&1 | grep -v "VAE epoch"
 step "done"
