@@ -191,8 +191,14 @@ class BandpassRecording(Recording):
         self.device = "cpu"
         if (device or "cpu").strip().lower() != "cpu":
             from .device import resolve_device
+            from .errors import SpikevaeError
 
-            self.device = str(resolve_device(device))
+            try:
+                self.device = str(resolve_device(device))
+            except SpikevaeError as exc:
+                reason = str(exc).split(";")[0]  # resolve_device's own advice names --device, not this key
+                raise SpikevaeConfigError(f"preprocess.device = {device!r}: {reason}; band-pass on the CPU with "
+                                          "--set preprocess.device=cpu") from None
         if self.device != "cpu" and engine != "fft":
             raise SpikevaeConfigError(f"bandpass engine {engine!r} runs on the CPU only; use engine fft on {self.device}")
         self._device_gains: dict = {}  # n_fft -> gain tensor on self.device (not pickled)

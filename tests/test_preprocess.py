@@ -137,12 +137,13 @@ def test_bandpass_device_errors_and_default():
     parent = ArrayRecording(_noise(), FS)
     assert BandpassRecording(parent, 300, 6000).device == "cpu"
     assert preprocess(parent, PreprocessConfig()).device == "cpu"
-    with pytest.raises(SpikevaeError, match="not a torch device"):
+    with pytest.raises(SpikevaeConfigError, match="preprocess.device = 'gpu0': .*not a torch device.*"
+                                                  "--set preprocess.device=cpu"):
         BandpassRecording(parent, 300, 6000, device="gpu0")
     if not torch.cuda.is_available():
         with pytest.raises(SpikevaeError, match="torch sees no CUDA GPU"):
             BandpassRecording(parent, 300, 6000, device="cuda")
-        with pytest.raises(SpikevaeError, match="torch sees no CUDA GPU"):
+        with pytest.raises(SpikevaeConfigError, match="preprocess.device = 'cuda'"):
             preprocess(parent, PreprocessConfig(device="cuda"))
     else:
         with pytest.raises(SpikevaeConfigError, match="runs on the CPU only"):
