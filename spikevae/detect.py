@@ -426,7 +426,12 @@ def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
             # A bounded window of batches in flight: Executor.map would queue every chunk at once, and when
             # this process falls behind (a busy machine), finished chunks' waveforms pile up in memory.
             batches = iter([items[i:i + 2] for i in range(0, len(items), 2)])
-            pool = ThreadPoolExecutor(n_jobs) if _filters_on_gpu(job.rec) else worker_pool(n_jobs)
+            threads = _filters_on_gpu(job.rec)
+            if threads:
+                from .execution.memory import one_heap_for_threads
+
+                one_heap_for_threads()  # what the threads free goes back to the OS between stages
+            pool = ThreadPoolExecutor(n_jobs) if threads else worker_pool(n_jobs)
             with threadpool_limits(1), pool as ex:
                 pending = deque(ex.submit(_run_batch, job, b) for b in islice(batches, 3 * n_jobs))
                 while pending:

@@ -107,6 +107,9 @@ def map_threads(fn: Callable, items: Sequence, n_jobs: int = 1) -> list:
 
     from threadpoolctl import threadpool_limits
 
+    from .memory import one_heap_for_threads
+
+    one_heap_for_threads()  # what the threads free goes back to the OS with release_memory
     with threadpool_limits(1), ThreadPoolExecutor(int(n_jobs)) as ex:
         return list(ex.map(fn, items))
 

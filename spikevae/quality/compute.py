@@ -270,14 +270,13 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     electrodes = []
     for e, idx in group_indices(spikes.electrode).items():
         units = sorted({int(u) for u in np.unique(spike_unit[idx]) if u >= 0 and rows.get(int(u), {}).get("electrode") == e})
-        if not units:
-            continue
+        if units:
+            electrodes.append((idx, units))
+
+    def isolation(item):  # the subsample is made here, so only the electrodes in work hold one
+        idx, units = item
         if idx.size > config.isolation_max_spikes:  # the same proportions of every unit, in a bounded space
             idx = idx[np.linspace(0, idx.size - 1, config.isolation_max_spikes).astype(np.int64)]
-        electrodes.append((idx, units))
-
-    def isolation(item):
-        idx, units = item
         return _isolation_metrics(electrode_space(spikes, idx, config.n_components, features), spike_unit[idx],
                                   units, config)
 

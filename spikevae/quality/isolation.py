@@ -31,11 +31,11 @@ def electrode_pca(x: np.ndarray, n_components: int) -> np.ndarray:
     ndarray of shape (n_spikes, k), float64, k = min(n_components, n_spikes, n_samples)
     (k = min(n_components, n_samples) when there are no spikes)
     """
-    x = np.asarray(x, dtype=np.float64)
-    if x.shape[0] == 0:
-        return np.zeros((0, min(n_components, x.shape[1])))
-    k = min(n_components, x.shape[0], x.shape[1])
-    xc = x - x.mean(axis=0)
+    if np.shape(x)[0] == 0:
+        return np.zeros((0, min(n_components, np.shape(x)[1])))
+    xc = np.array(x, dtype=np.float64)  # a copy, centred in place: one float64 array of the electrode, not two
+    k = min(n_components, xc.shape[0], xc.shape[1])
+    xc -= xc.mean(axis=0)
     from threadpoolctl import threadpool_limits
 
     # Eigen-decomposition of the small (n_samples x n_samples) covariance: deterministic and fast.
