@@ -184,7 +184,9 @@ def electrode_space(spikes: Spikes, idx: np.ndarray, n_components: int, features
     if features is not None:
         return np.asarray(features[idx], dtype=np.float64)
     sigma = max(float(spikes.noise_uv[spikes.electrode[idx[0]]]), 1e-6) if idx.size else 1.0
-    return iso.electrode_pca(spikes.waveforms[idx] / sigma, n_components)
+    w = np.asarray(spikes.waveforms[np.asarray(idx)], dtype=np.float32)  # an index array picks a copy: scaled in place
+    w /= sigma
+    return iso.electrode_pca(w, n_components)
 
 
 def _isolation_metrics(x: np.ndarray, labels: np.ndarray, units: list[int], cfg: QualityConfig) -> dict:
