@@ -38,8 +38,7 @@ class InputConfig:
 @dataclass
 class RunConfig:
     chunk_s: float = param(1.0, "chunk length for streaming work", unit="s", low=0.05, high=60)
-    n_jobs: int = param(2, "worker processes for detection chunks, and threads for the quality metrics' electrodes "
-                              "(1 = serial; results are identical)", low=1, high=256)
+    n_jobs: int = param(2, "worker processes for detection chunks (1 = serial; results are identical)", low=1, high=256)
     device: str = param("auto", "torch device: auto (CUDA if present, else CPU), cpu, cuda, cuda:N")
     seed: int = param(0, "base random seed", low=0)
 

@@ -521,8 +521,7 @@ def _write_quality_and_report(result: RunResult, config: PipelineConfig) -> None
         return
     dur = result.recording_info["duration_s"]
     pos = result.recording_info.get("positions_um")
-    result.metrics = {m: compute_metrics(result.spikes, s, config.quality, dur, positions_um=pos,
-                                         n_jobs=config.run.n_jobs)
+    result.metrics = {m: compute_metrics(result.spikes, s, config.quality, dur, positions_um=pos)
                       for m, s in result.sortings.items()}
     write_metrics(result.out_dir, result.metrics[result.main_method], preset=config.quality.preset)
     report_mod.write_run_report(result)

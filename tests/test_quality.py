@@ -179,8 +179,10 @@ def test_metrics_in_threads_equal_one_thread(units):
     for cfg in (QualityConfig(), QualityConfig(isolation_max_spikes=300, nn_max_spikes=200)):
         one = compute_metrics(spikes, sorting, cfg, 130.0)
         many = compute_metrics(spikes, sorting, cfg, 130.0, n_jobs=3)
-        assert len(one) == len(many) == 6
-        for a, b in zip(one, many):
+        cfg.n_jobs = 2  # quality.n_jobs: the threads when the caller does not say
+        by_config = compute_metrics(spikes, sorting, cfg, 130.0)
+        assert len(one) == len(many) == len(by_config) == 6
+        for a, b in [*zip(one, many), *zip(one, by_config)]:
             assert list(a) == list(b)
             for k in a:
                 assert a[k] == b[k] or (a[k] != a[k] and b[k] != b[k]), (k, a[k], b[k])

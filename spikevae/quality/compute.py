@@ -208,7 +208,7 @@ def _isolation_metrics(x: np.ndarray, labels: np.ndarray, units: list[int], cfg:
 
 
 def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, duration_s: float,
-                    features: np.ndarray | None = None, positions_um=None, n_jobs: int = 1) -> list[dict]:
+                    features: np.ndarray | None = None, positions_um=None, n_jobs: int | None = None) -> list[dict]:
     """Quality metrics of every unit of ``sorting``, with the ``good`` label.
 
     Parameters
@@ -226,8 +226,9 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     positions_um : array-like of shape (spikes.n_electrodes, 2), µm, optional
         Electrode positions (``recording_info["positions_um"]``) for the ``x_um``/``y_um``
         columns; NaN when not given.
-    n_jobs : int, default 1
-        Threads over electrodes for the isolation metrics (the same values as one thread).
+    n_jobs : int, optional
+        Threads over electrodes for the isolation metrics (the same values as one thread);
+        default ``config.n_jobs``.
 
     Returns
     -------
@@ -282,7 +283,7 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
         return _isolation_metrics(electrode_space(spikes, idx, config.n_components, features), spike_unit[idx],
                                   units, config)
 
-    for found in map_threads(isolation, electrodes, n_jobs):
+    for found in map_threads(isolation, electrodes, config.n_jobs if n_jobs is None else n_jobs):
         for u, vals in found.items():
             rows[u] |= vals
 

@@ -33,12 +33,6 @@ def quality_config(ctx: ReportContext):
     return cfg
 
 
-def _run_jobs(ctx: ReportContext) -> int:
-    """The run's ``run.n_jobs`` (threads for the metrics), 1 when the context has no configuration."""
-    section = ctx.config.get("run") if isinstance(ctx.config, dict) else None
-    return int((section or {}).get("n_jobs", 1))
-
-
 def ensure_metrics(ctx: ReportContext) -> dict:
     """Metrics of every method: those given, plus the missing ones computed now."""
     from ..quality import compute_metrics
@@ -49,7 +43,7 @@ def ensure_metrics(ctx: ReportContext) -> dict:
         cfg = quality_config(ctx)
         for m in missing:
             out[m] = compute_metrics(ctx.spikes, ctx.sortings[m], cfg, ctx.duration_s,
-                                     positions_um=ctx.recording_info.get("positions_um"), n_jobs=_run_jobs(ctx))
+                                     positions_um=ctx.recording_info.get("positions_um"))
     return out
 
 
