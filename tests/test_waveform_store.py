@@ -144,7 +144,7 @@ def test_spikes_outlive_their_run_folder_only_in_memory(stored, tmp_path):
     kept = spikes.in_memory()
     (tmp_path / "w.h5").unlink()
     np.testing.assert_array_equal(kept.waveforms, wf)
-    with pytest.raises(SpikevaeError, match="features\) is gone"):
+    with pytest.raises(SpikevaeError, match=r"features\) is gone"):
         spikes.waveforms[:3]
 
 
