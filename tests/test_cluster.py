@@ -295,6 +295,51 @@ def test_bic_test_sees_bimodality_and_not_a_single_gaussian():
     assert bic_one_minus_two(np.r_[rng.normal(size=200), rng.normal(5, 1, size=200)]) > 50
 
 
+def _two_gaussians_reference(p, n_iter=60):
+    """The 1-D two-Gaussian EM as first written (every expression in place), for the bit-for-bit check."""
+    from spikevae.cluster.refine import _LOG2PI
+
+    p = np.asarray(p, dtype=np.float64)
+    n = p.shape[0]
+    p = (p - p.mean()) / max(p.std(), 1e-12)
+    ll1 = -0.5 * n * (_LOG2PI + 1.0)
+    r = (p > np.median(p)).astype(np.float64)
+    ll2 = -np.inf
+    for _ in range(n_iter):
+        w = np.clip(r.mean(), 1e-3, 1 - 1e-3)
+        m1, m0 = (r @ p) / max(r.sum(), 1e-9), ((1 - r) @ p) / max((1 - r).sum(), 1e-9)
+        v1 = max((r @ (p - m1) ** 2) / max(r.sum(), 1e-9), 1e-4)
+        v0 = max(((1 - r) @ (p - m0) ** 2) / max((1 - r).sum(), 1e-9), 1e-4)
+        l1 = np.log(w) - 0.5 * (_LOG2PI + np.log(v1) + (p - m1) ** 2 / v1)
+        l0 = np.log(1 - w) - 0.5 * (_LOG2PI + np.log(v0) + (p - m0) ** 2 / v0)
+        top = np.maximum(l1, l0)
+        lse = top + np.log(np.exp(l1 - top) + np.exp(l0 - top))
+        new_ll = lse.sum()
+        r = np.exp(l1 - lse)
+        if new_ll - ll2 < 1e-6 * n:
+            ll2 = max(ll2, new_ll)
+            break
+        ll2 = new_ll
+    return float((-2 * ll1 + 2 * np.log(n)) - (-2 * ll2 + 5 * np.log(n))), r
+
+
+def test_two_gaussians_em_equals_its_reference_bit_for_bit():
+    """The EM computes each expression once per iteration; values and responsibilities are the same bits,
+    on one mode, two modes, lopsided mixtures and the weight clipped at its bounds."""
+    from spikevae.cluster.refine import two_gaussians_1d
+
+    rng = np.random.default_rng(21)
+    cases = [rng.normal(size=7), np.r_[np.zeros(50), 1.0], np.r_[rng.normal(size=999), 40.0]]
+    for _ in range(150):
+        n = int(rng.integers(6, 1001))
+        k = int(n * rng.random())
+        p = np.r_[rng.normal(0, 1, k), rng.normal(rng.uniform(0, 4), rng.uniform(0.5, 2), n - k)]
+        cases.append(p * rng.uniform(0.1, 100) + rng.normal(0, 50))
+    for p in cases:
+        (d, r), (d_ref, r_ref) = two_gaussians_1d(p), _two_gaussians_reference(p)
+        assert d == d_ref and np.array_equal(r, r_ref)
+
+
 def test_params_record_config_and_stage_counts():
     rng = np.random.default_rng(13)
     spikes, _ = make_spikes([make_electrode(rng, [(template(), 10.0, 300)])])
