@@ -59,7 +59,8 @@ class PreprocessConfig:
     margin_periods: float = param(5.0, "filter margin in periods of the low cutoff", low=1, high=50)
     cmr: bool = param(False, "subtract the median across channels at each sample (common median reference)")
     device: str = param("cpu", "where the band-pass FFTs run: cpu (scipy), cuda / cuda:N (torch on the GPU; equal "
-                               "to float32 rounding; pays with few CPU cores, not with many: see the README), "
+                               "to float32 rounding; slower than the CPU with 16 cores, may pay with few (not measured): "
+                               "README, On a GPU), "
                                "auto (CUDA if present)")
 
     def check(self, prefix: str = "") -> None:
@@ -140,7 +141,8 @@ def filtfilt_fft_torch(x: np.ndarray, gain: np.ndarray, n_fft: int, device) -> n
     xt = torch.from_numpy(np.ascontiguousarray(x)).to(device)
     xt = xt.T  # (channels, samples): each channel's FFT over contiguous samples
     # the mean is removed in float64, as on the CPU, then the rows are zero-padded to n_fft by the FFT
-    xc = (xt.double() - xt.double().mean(dim=1, keepdim=True)).float()
+    xd = xt.double()
+    xc = (xd - xd.mean(dim=1, keepdim=True)).float()
     spec = torch.fft.rfft(xc, n=n_fft, dim=1)
     g = gain if isinstance(gain, torch.Tensor) else torch.from_numpy(np.asarray(gain, np.float32)).to(device)
     spec *= g
