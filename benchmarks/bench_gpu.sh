@@ -9,6 +9,10 @@
 #   4. the detect stage with the band-pass on the CPU and on the GPU, with an exact comparison of the
 #      spikes (bench_detect.py --save / --compare), and the per-chunk kernels of both.
 #
+# On the H200 machine (2026-12-04) the 10-minute recording took 117-149 s to simulate (one core), the CUDA
+# tests 39 s, each whole-pipeline run 40-80 s and each detect step 10-20 s: about 7 minutes in all, more than
+# a 420-s limit left for the VAE profile. MINUTES=5 saves about 3 minutes.
+#
 #   bash benchmarks/bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]      # defaults: 10 minutes, every CPU core
 #   DEVICE=cpu bash benchmarks/bench_gpu.sh /tmp/g 0.5 2          # the same steps on the CPU (a dry run)
 set -u
