@@ -52,3 +52,27 @@ def test_cuda_run_detects_the_cpu_spikes_and_sorts_as_well(tmp_path):
     assert len(ka ^ kb) <= 0.001 * len(ka), (len(ka), len(ka ^ kb))
     acc = {d: r.scores["vae"]["mean_accuracy"] for d, r in out.items()}
     assert acc["cpu"] > 0.6 and abs(acc["cuda"] - acc["cpu"]) < 0.05, acc
+
+
+def test_cuda_graph_training_is_the_eager_training(caplog):
+    """Training steps replayed as a captured CUDA graph (the default on CUDA) learn what eager steps learn:
+    the same random draws from the same generator and the same kernels, so the loss of every epoch and the
+    embeddings agree to float rounding (Adam keeps its step count on the device when captured, which
+    rounds its bias correction differently). The last, shorter batch of each epoch runs eagerly in between."""
+    import logging
+
+    from spikevae.features.vae import VAEFeatures
+    from test_vae import make_spikes, small_config
+
+    sp, _ = make_spikes(3000, seed=1)
+    res = {}
+    for graphs in (False, True):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="spikevae.features.vae.cuda_graph"):
+            f = VAEFeatures(small_config(epochs=4, device="cuda", cuda_graphs=graphs)).fit(sp)
+        res[graphs] = ("replayed as a CUDA graph" in caplog.text, [h["train_total"] for h in f.history_],
+                       f.transform(sp).features)
+    assert res[True][0] and not res[False][0]
+    np.testing.assert_allclose(res[True][1], res[False][1], rtol=1e-3)
+    z_eager, z_graph = res[False][2], res[True][2]
+    assert np.abs(z_graph - z_eager).max() < 1e-2 * np.abs(z_eager).max()

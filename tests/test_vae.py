@@ -479,3 +479,25 @@ def test_cuda_and_cpu_embeddings_agree():
         cpu = VAEFeatures.load(d + "/m", device="cpu").transform(sp).features
         gpu = VAEFeatures.load(d + "/m", device="cuda").transform(sp).features
     np.testing.assert_allclose(gpu, cpu, rtol=1e-3, atol=1e-3)
+
+
+# -- CUDA graphs: when a step may be captured ------------------------------------------------------
+def test_training_steps_are_graphed_only_where_the_captured_step_is_the_eager_one():
+    """A captured step cannot read a number that changes between replays, so the β-VAE's capacity and the
+    KL warm-up keep the eager step, as do autocast, the CPU and the switch itself (on CUDA: tests/test_cuda.py)."""
+    from spikevae.features.vae.cuda_graph import why_not_graphed
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    can = hasattr(torch.cuda.CUDAGraph, "register_generator_state")
+    assert why_not_graphed(small_config(), cpu, False) == "not on CUDA"
+    assert (why_not_graphed(small_config(), cuda, False) is None) == can
+    assert (why_not_graphed(small_config(kind="ae"), cuda, False) is None) == can
+    assert "autocast" in why_not_graphed(small_config(), cuda, True)
+    assert "cuda_graphs" in why_not_graphed(small_config(cuda_graphs=False), cuda, False)
+    assert "changes with the step" in why_not_graphed(small_config(kind="beta_vae"), cuda, False)
+    assert "changes with the step" in why_not_graphed(small_config(kl_warmup_steps=100), cuda, False)
+    # the switch changes nothing that is learned: checkpoints stay valid across it
+    from spikevae.features.vae.train import fingerprint
+
+    x = np.zeros((4, 48), np.float32)
+    assert fingerprint(small_config(), x, x, None) == fingerprint(small_config(cuda_graphs=False), x, x, None)

@@ -35,13 +35,14 @@ import torch
 from ...errors import SpikevaeError
 from .config import VAEConfig
 from .corrupt import make_corruption
+from .cuda_graph import StepRunner, why_not_graphed
 from .model import SpikeVAE
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = "checkpoint.pt"
 # Config keys that do not change what is learned; a checkpoint stays valid across them.
-_NOT_LEARNED = ("device", "embed_batch_size", "amp", "num_threads")
+_NOT_LEARNED = ("device", "embed_batch_size", "amp", "num_threads", "cuda_graphs")
 
 
 @dataclass
@@ -186,7 +187,8 @@ def _autocast(device, enabled: bool):
 def train_step(model: SpikeVAE, optimizer, x_clean: torch.Tensor, x_input: torch.Tensor, step: int,
                generator: torch.Generator | None, amp: bool = False):
     """One optimizer update on a batch; returns the LossTerms (detached floats are left to the caller)."""
-    model.train()
+    if not model.training:
+        model.train()
     with _autocast(x_clean.device, amp):
         recon, mu, logvar = model(x_input, generator)
     terms = model.loss(x_clean, recon, mu, logvar, step)
@@ -237,6 +239,10 @@ def _load_checkpoint(folder: Path, model, optimizer, generator, device) -> Train
     except Exception as exc:  # noqa: BLE001 - an unreadable checkpoint is a user-visible problem
         raise SpikevaeError(f"{path}: cannot read this checkpoint ({exc}); delete it to start the training afresh") from None
     model.load_state_dict(payload["model"])
+    # a checkpoint of an eager training may resume as a captured one (or back): Adam keeps its step count
+    # where this run's optimizer needs it (on the device when capturable)
+    for group in payload["optimizer"]["param_groups"]:
+        group["capturable"] = optimizer.defaults.get("capturable", False)
     optimizer.load_state_dict(payload["optimizer"])
     gen_state = payload["generator"]
     generator.set_state(gen_state.cpu() if hasattr(gen_state, "cpu") else gen_state)
@@ -258,8 +264,7 @@ def _sanity_forward(model: SpikeVAE, x: torch.Tensor) -> None:
         ) from None
 
 
-def _train_epoch(model, optimizer, xt: torch.Tensor, corrupt, generator, state: TrainState, config: VAEConfig,
-                 amp: bool, show: bool) -> dict:
+def _train_epoch(run_step, xt: torch.Tensor, generator, state: TrainState, config: VAEConfig, show: bool) -> dict:
     """One pass over the training set in a random order; advances ``state.step``; returns mean loss terms."""
     from tqdm.auto import tqdm
 
@@ -269,7 +274,7 @@ def _train_epoch(model, optimizer, xt: torch.Tensor, corrupt, generator, state: 
     bar = tqdm(range(0, n, bs), desc=f"VAE epoch {state.epoch + 1}/{config.epochs}", disable=not show, leave=False)
     for start in bar:
         xb = xt[perm[start:start + bs]]
-        terms = train_step(model, optimizer, xb, corrupt(xb, generator), state.step, generator, amp)
+        terms = run_step(xb, state.step)
         state.step += 1
         for k in sums:  # accumulated on the device: no host sync per batch
             sums[k] += getattr(terms, k).detach() * xb.shape[0]
@@ -309,10 +314,14 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
     bank_t = None if bank is None else torch.from_numpy(bank).to(device)
     corrupt = make_corruption(config.corruption, config, norm.noise_std, bank_t)
     _sanity_forward(model, xt)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     generator = torch.Generator(device=device)
     generator.manual_seed(config.seed)
     amp = bool(config.amp) and device.type == "cuda"
+    not_graphed = why_not_graphed(config, device, amp)
+    if device.type == "cuda" and not_graphed:
+        log.info("VAE training steps run eagerly on %s: %s", device, not_graphed)
+    # a captured Adam keeps its step count on the device (capturable); the same update otherwise
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, capturable=not not_graphed)
     fp = fingerprint(config, x_train, x_val, bank)
     # one sub-folder per (settings, data): another configuration never clobbers or resumes this one
     folder = Path(checkpoint_dir) / fp if checkpoint_dir else None
@@ -320,10 +329,11 @@ def train_model(model: SpikeVAE, x_train: np.ndarray, x_val: np.ndarray, bank: n
         folder.mkdir(parents=True, exist_ok=True)
     state = (_load_checkpoint(folder, model, optimizer, generator, device) if folder else None) or TrainState()
     show = progress and sys.stderr.isatty()
+    run_step = StepRunner(model, optimizer, corrupt, generator, config.batch_size, amp, graphed=not not_graphed)
     with deterministic(), cpu_threads(config.num_threads):
         while not state.finished and state.epoch < config.epochs:
             t0 = time.perf_counter()
-            train = _train_epoch(model, optimizer, xt, corrupt, generator, state, config, amp, show)
+            train = _train_epoch(run_step, xt, generator, state, config, show)
             if not math.isfinite(train["total"]):
                 raise SpikevaeError(
                     f"VAE training diverged at epoch {state.epoch + 1} (loss {train['total']}); "
