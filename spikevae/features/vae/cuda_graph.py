@@ -64,7 +64,15 @@ class StepRunner:
         self.side = torch.cuda.Stream() if graphed else None
 
     def __call__(self, xb: torch.Tensor, step: int):
-        """One optimizer update on the batch ``xb`` at global ``step``; returns its LossTerms."""
+        """One optimizer update on the batch ``xb`` at global ``step``; returns its LossTerms, detached.
+
+        Nothing returned keeps a step's autograd graph alive: a graph kept from a step on another
+        stream (the warm-up's, the capture's) made torch warn that its gradient accumulators' streams
+        did not match (seen on the H200 before the terms were detached).
+        """
+        return _detached(self._step(xb, step))
+
+    def _step(self, xb: torch.Tensor, step: int):
         from .train import train_step
 
         full = self.graphed and xb.shape[0] == self.batch_size
@@ -97,5 +105,9 @@ class StepRunner:
             terms = model.loss(self.x, recon, mu, logvar, 0)  # the loss does not depend on the step here
             terms.total.backward()
             optimizer.step()
-        self.graph, self.terms = graph, terms
+        self.graph, self.terms = graph, _detached(terms)
         log.info("VAE training steps of %d waveforms are replayed as a CUDA graph", self.batch_size)
+
+
+def _detached(terms):
+    return type(terms)(*(t.detach() for t in terms))
