@@ -13,7 +13,8 @@
 #
 # On the H200 machine (2026-12-04) the 10-minute recording took 117-149 s to simulate (one core), the CUDA
 # tests 39 s, each whole-pipeline run 40-80 s and each detect step 10-20 s: about 7 minutes in all, more than
-# a 420-s limit left for the VAE profile. MINUTES=5 saves about 3 minutes.
+# a 420-s limit left for the VAE profile. MINUTES=5 saves about 3 minutes: the second session ran the CUDA tests
+# and bench_vae_steps.py (110 s), then the 5-min pipeline (sim 68 s) and the VAE profile, in 296 s.
 #
 #   bash benchmarks/bench_gpu.sh OUT_DIR [MINUTES] [N_JOBS]      # defaults: 10 minutes, every CPU core
 #   PARTS="steps vae" bash benchmarks/bench_gpu.sh OUT     # only some parts (default: tests pipeline vae steps detect)
