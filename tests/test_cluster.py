@@ -400,3 +400,40 @@ def test_whitening_keeps_the_peak_in_place():
     ww = whiten_waveforms(spikes)
     assert ww.shape == spikes.waveforms.shape and ww.dtype == np.float32
     assert abs(int(np.argmin(ww.mean(0))) - PEAK) <= 1
+
+
+# -- FullGaussianMixture: scikit-learn's algorithm ---------------------------------------------------
+@pytest.mark.parametrize("n,k,n_init", [(4000, 2, 1), (1000, 3, 1), (600, 6, 1), (800, 3, 2)])
+def test_full_gaussian_mixture_is_sklearns_fit(n, k, n_init):
+    """The same k-means++ centres, the same EM and stopping rule: on every seed the means, weights and
+    covariances equal scikit-learn's to 1e-9, after the same number of iterations, with the same labels
+    and information criteria."""
+    from sklearn.mixture import GaussianMixture
+
+    from spikevae.cluster.gmm import FullGaussianMixture
+
+    rng = np.random.default_rng(n + k)
+    centres = rng.normal(0, 2.0, (k + 1, 8))
+    x = centres[rng.integers(0, k + 1, n)] + rng.normal(size=(n, 8)) * rng.uniform(0.5, 1.5, 8)
+    for seed in range(8):
+        ref = GaussianMixture(k, covariance_type="full", reg_covar=1e-3, init_params="k-means++", n_init=n_init,
+                              random_state=seed).fit(x)
+        ours = FullGaussianMixture(k, reg_covar=1e-3, n_init=n_init, random_state=seed).fit(x)
+        assert ours.n_iter_ == ref.n_iter_ and ours.converged_ == ref.converged_
+        np.testing.assert_allclose(ours.means_, ref.means_, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=0, atol=1e-9)
+        np.testing.assert_allclose(ours.precisions_cholesky_, ref.precisions_cholesky_, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(ours.predict(x), ref.predict(x))
+        assert ours.bic(x) == pytest.approx(ref.bic(x), rel=1e-10)
+        assert ours.aic(x) == pytest.approx(ref.aic(x), rel=1e-10)
+        assert ours.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-10)
+
+
+def test_full_gaussian_mixture_errors_say_what_to_change():
+    from spikevae.cluster.gmm import FullGaussianMixture
+
+    with pytest.raises(ValueError, match="at least 3 points"):
+        FullGaussianMixture(3).fit(np.zeros((2, 4)))
+    with pytest.raises(ValueError, match="reg_covar"):  # identical points: a singular covariance
+        FullGaussianMixture(1, reg_covar=0.0, random_state=0).fit(np.ones((50, 4)))

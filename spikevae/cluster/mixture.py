@@ -20,7 +20,13 @@ from .base import BaseClusterer, relabel_consecutive
 
 
 def fit_mixture(x: np.ndarray, k: int, cfg, seed: int):
-    """A fitted ``GaussianMixture`` with ``k`` components."""
+    """A fitted mixture with ``k`` components: :class:`FullGaussianMixture` for full covariances (the
+    default; scikit-learn's algorithm, faster), ``sklearn.mixture.GaussianMixture`` for the others."""
+    if cfg.covariance == "full":
+        from .gmm import FullGaussianMixture
+
+        return FullGaussianMixture(k, reg_covar=cfg.reg_covar, n_init=getattr(cfg, "n_init", 1), max_iter=200,
+                                   random_state=seed).fit(x)
     from sklearn.mixture import GaussianMixture
 
     return GaussianMixture(n_components=k, covariance_type=cfg.covariance, reg_covar=cfg.reg_covar,
@@ -33,7 +39,7 @@ def select_size(x: np.ndarray, cfg, seed: int, min_per_component: int = 10):
     ``min_per_component`` points) and stopping after two sizes in a row do not improve.
 
     ``cfg`` needs ``max_components``, ``covariance`` and ``reg_covar``; ``criterion`` (default
-    "bic") and ``n_init`` (default 1) are optional. Returns the fitted ``GaussianMixture``."""
+    "bic") and ``n_init`` (default 1) are optional. Returns the fitted mixture (:func:`fit_mixture`)."""
     best_gm, best, worse = None, np.inf, 0
     for k in range(1, min(cfg.max_components, max(1, x.shape[0] // min_per_component)) + 1):
         gm = fit_mixture(x, k, cfg, seed)

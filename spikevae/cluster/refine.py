@@ -224,7 +224,7 @@ def split_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
     With ``times`` (n,) in seconds, a split whose two parts fire at different times
     (:func:`time_overlap` below ``cfg.split_min_time_overlap``) is refused: it cuts a
     drifting unit in two."""
-    from sklearn.mixture import GaussianMixture
+    from .gmm import FullGaussianMixture
 
     labels = labels.copy()
     n_splits = 0
@@ -234,8 +234,7 @@ def split_units(x: np.ndarray, labels: np.ndarray, cfg, rng: np.random.Generator
         if idx.shape[0] < 4 * cfg.min_unit_spikes:
             continue
         fit_idx = _subsample(idx, cfg.split_fit_sample, rng)
-        gm = GaussianMixture(2, covariance_type="full", reg_covar=1e-3, init_params="k-means++",
-                             random_state=int(rng.integers(2**31 - 1)))
+        gm = FullGaussianMixture(2, reg_covar=1e-3, random_state=int(rng.integers(2**31 - 1)))
         sub = gm.fit(x[fit_idx]).predict(x[fit_idx])
         if min(np.bincount(sub, minlength=2)) < 0.05 * sub.shape[0]:
             continue

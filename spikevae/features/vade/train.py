@@ -34,7 +34,8 @@ def select_mixture(z: np.ndarray, cfg: VaDEConfig, seed: int):
 
     Returns
     -------
-    sklearn.mixture.GaussianMixture
+    FullGaussianMixture or sklearn.mixture.GaussianMixture
+        As ``spikevae.cluster.mixture.fit_mixture`` gives for ``cfg.covariance``.
     """
     from ...cluster.mixture import select_size
 
