@@ -65,7 +65,7 @@ class FullGaussianMixture:
         for _ in range(self.n_init):
             resp = np.zeros((k, n))
             resp[np.arange(k), kmeans_plusplus(x, k, random_state=rs)[1]] = 1.0
-            params = self._m_step(x, resp)
+            params = self._m_step(x, resp, initial=True)
             bound, converged, it = -np.inf, False, 0
             for it in range(1, self.max_iter + 1):
                 previous = bound
@@ -82,17 +82,19 @@ class FullGaussianMixture:
             self.converged_, self.n_iter_ = best
         return self
 
-    def _m_step(self, x: np.ndarray, resp: np.ndarray):
-        """(weights, means, covariances, precision Choleskys) from responsibilities ``resp`` (K, n)."""
+    def _m_step(self, x: np.ndarray, resp: np.ndarray, initial: bool = False):
+        """(weights, means, covariances, precision Choleskys) from responsibilities ``resp`` (K, n).
+
+        As scikit-learn: the initial weights are divided by the number of points, later ones by their sum."""
         n, d = x.shape
         nk = resp.sum(axis=1) + 10 * np.finfo(resp.dtype).eps
         means = (resp @ x) / nk[:, None]
         cov = np.empty((len(nk), d, d))
         for k in range(len(nk)):
             diff = x - means[k]
-            cov[k] = (resp[k][:, None] * diff).T @ diff / nk[k]
+            cov[k] = np.dot(resp[k] * diff.T, diff) / nk[k]
             cov[k].flat[:: d + 1] += self.reg_covar
-        return nk / n, means, cov, _precision_cholesky(cov)
+        return nk / (n if initial else nk.sum()), means, cov, _precision_cholesky(cov)
 
     @staticmethod
     def _weighted_log_prob(x, weights, means, cov, prec_chol) -> np.ndarray:
