@@ -20,6 +20,8 @@ import logging
 
 import torch
 
+from ...errors import SpikevaeError
+
 log = logging.getLogger(__name__)
 
 #: eager steps before the capture (torch's own ``make_graphed_callables`` uses 3)
@@ -77,7 +79,13 @@ class StepRunner:
 
         full = self.graphed and xb.shape[0] == self.batch_size
         if full and self.graph is None and self.warm >= WARMUP_STEPS:
-            self._capture(xb)
+            try:
+                self._capture(xb)
+            except RuntimeError as exc:  # a driver or torch build that cannot capture this step
+                raise SpikevaeError(
+                    f"capturing the VAE training step as a CUDA graph failed ({str(exc).splitlines()[0]}); "
+                    "train with --set features.vae.cuda_graphs=false (the same training, slower on a GPU)"
+                ) from None
         if full and self.graph is not None:
             self.x.copy_(xb)
             self.graph.replay()
