@@ -65,6 +65,10 @@ class _Timer:
 
         class _Ctx:
             def __enter__(self):
+                from .execution.memory import return_large_arrays
+
+                if name != "detect":  # detection reuses its chunk buffers (detect_spikes); the others hold
+                    return_large_arrays()  # few large arrays, whose memory goes back to the OS when freed
                 self.t0 = time.perf_counter()
                 log.info("stage %s ...", name)
 

@@ -154,3 +154,36 @@ def test_stage_commands_and_run_share_the_store(raw_recording, tmp_path, capsys)
     code, text, err = run_cli(["run", rec, *RAW, "-o", out, "--no-report"], capsys)
     assert code == 0, err
     assert "reused from the run store: detect, features_pca, cluster_pca" in text
+
+
+def test_large_arrays_go_back_to_the_os_when_freed_outside_detection():
+    """Under ``return_large_arrays`` a freed 8 MB array leaves the process at once; with the heap kept
+    (detection), it stays resident for reuse. Run in a fresh interpreter (glibc only)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    from spikevae.execution.memory import return_large_arrays
+
+    if not return_large_arrays(False):
+        pytest.skip("not glibc: the allocator's threshold cannot be set")
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        from spikevae.execution.memory import return_large_arrays, release_memory
+
+        def anon_kb():
+            return int(next(l for l in open("/proc/self/status") if l.startswith("RssAnon")).split()[1])
+
+        assert return_large_arrays(sys.argv[1] == "on")
+        release_memory()
+        a = np.ones(1 << 20)            # 8 MB, touched
+        pin = np.ones(1 << 14)          # 128 kB from the heap, after it: the heap's top cannot shrink past it
+        before = anon_kb()
+        del a
+        print(before - anon_kb())
+    """)
+    freed = {mode: int(subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True,
+                                      check=True).stdout) for mode in ("on", "off")}
+    assert freed["on"] > 7000  # kB: the array's pages are gone
+    assert freed["off"] < 1000  # kept in the heap

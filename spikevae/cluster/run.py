@@ -314,7 +314,9 @@ def _electrode_waveforms(spikes: Spikes, rows: np.ndarray, electrode: int):
 
 def _cluster_job(job: tuple) -> ElectrodeResult:
     from ..execution import release_memory
+    from ..execution.memory import return_large_arrays
 
+    return_large_arrays()  # the electrode's arrays go back to the OS when freed, not to a growing heap
     if isinstance(job[0], _DeferredRows) or isinstance(job[1], _DeferredRows):
         job = tuple(j.load() if isinstance(j, _DeferredRows) else j for j in job[:2]) + tuple(job[2:])
     result = cluster_electrode(*job)
