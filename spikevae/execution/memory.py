@@ -24,10 +24,11 @@ twice the threshold lies free at its top. :func:`return_large_arrays` fixes both
   under :data:`HEAP_ARRAY_BYTES` come from the heap and the heap keeps its free top, so the
   buffers that every chunk allocates anew are reused instead of mapped and zeroed again.
 
-Measured on 96 electrodes × 60 min (2 cores): peak resident memory of the main process 641 →
-544 MB and 20 % less CPU (detection's CPU 25 % less: 10-min runs alternated, 31 → 25 CPU s
-median); a fixed 1 MB threshold, or mapping detection's buffers too, cost CPU instead (detection
-+60 %).
+Measured on 96 electrodes × 60 min (2 cores, two runs of each alternated with the code before):
+peak resident memory of the main process 579 / 575 → 538 / 543 MB, with the workers 1033 / 1024 →
+935 / 968 MB, CPU 471 / 448 → 440 / 429 s (detection 189 / 165 → 161 / 158 s); detection alone on
+10 min, four runs each, 31 → 25 CPU s (median). A 256 kB threshold everywhere, detection's buffers
+included, cost detection more than half again its CPU (one run: 384 against 238 s).
 """
 from __future__ import annotations
 
