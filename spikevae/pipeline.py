@@ -236,7 +236,10 @@ def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir
         own = config.features.vae.device if method == "vae" else config.features.vade.net.device
         device = config.run.device if config.run.device != "auto" else own
         ex.configure_run(out_dir=out_dir, device=device, progress=progress)
-    ex.fit(spikes)
+    from .execution.memory import heap_kept
+
+    with heap_kept():  # a network's training steps allocate the same tensors again: they keep the heap
+        ex.fit(spikes)
     emb = ex.transform(spikes) if feature_file is None else transform_to_file(ex, spikes, feature_file, feature_attrs)
     d = config.detect
     emb = embed_noise_class(ex, spikes, emb, config.features.noise_crossings, d.threshold, d.polarity,

@@ -170,20 +170,28 @@ def test_large_arrays_go_back_to_the_os_when_freed_outside_detection():
     script = textwrap.dedent("""
         import sys
         import numpy as np
-        from spikevae.execution.memory import return_large_arrays, release_memory
+        from spikevae.execution.memory import heap_kept, return_large_arrays, release_memory
 
         def anon_kb():
             return int(next(l for l in open("/proc/self/status") if l.startswith("RssAnon")).split()[1])
 
-        assert return_large_arrays(sys.argv[1] == "on")
-        release_memory()
-        a = np.ones(1 << 20)            # 8 MB, touched
-        pin = np.ones(1 << 14)          # 128 kB from the heap, after it: the heap's top cannot shrink past it
-        before = anon_kb()
-        del a
-        print(before - anon_kb())
+        def freed_kb():
+            release_memory()
+            a = np.ones(1 << 20)            # 8 MB, touched
+            pin = np.ones(1 << 14)          # 128 kB from the heap, after it: the heap's top cannot shrink past it
+            before = anon_kb()
+            del a
+            return before - anon_kb()
+
+        assert return_large_arrays(sys.argv[1] != "off")
+        if sys.argv[1] == "kept":  # off inside (a network's training), on again after
+            with heap_kept():
+                print(freed_kb())
+        print(freed_kb())
     """)
-    freed = {mode: int(subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True,
-                                      check=True).stdout) for mode in ("on", "off")}
-    assert freed["on"] > 7000  # kB: the array's pages are gone
-    assert freed["off"] < 1000  # kept in the heap
+    freed = {mode: [int(v) for v in subprocess.run([sys.executable, "-c", script, mode], capture_output=True,
+                                                   text=True, check=True).stdout.split()]
+             for mode in ("on", "off", "kept")}
+    assert freed["on"][0] > 7000  # kB: the array's pages are gone
+    assert freed["off"][0] < 1000  # kept in the heap
+    assert freed["kept"][0] < 1000 and freed["kept"][1] > 7000
