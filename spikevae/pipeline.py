@@ -302,11 +302,8 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
 
             rec_info = nev_recording_info(data, source, config.input.map)
         rec_info["duration_s"] = float(rec_info.get("duration_s", 0.0))
-        if gt is not None:  # read before the sort, so a wrong file stops the run at once
-            checked = check_ground_truth(gt, rec_info)
-            # a file is read again for the scoring: its spikes (24 bytes each) are not held through the sort
-            gt = checked if isinstance(gt, Sorting) else gt
-            del checked
+        if gt is not None:  # read before the sort, so a wrong file stops the run at once; a file is read
+            check_ground_truth(gt, rec_info)  # again for the scores, not held through the sort (24 bytes a spike)
     refuse_foreign_outputs(out_dir)
     out = check_writable(out_dir)
     store = RunStore(out).recover()
