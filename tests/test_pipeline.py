@@ -158,7 +158,8 @@ def test_stage_commands_and_run_share_the_store(raw_recording, tmp_path, capsys)
 
 def test_large_arrays_go_back_to_the_os_when_freed_outside_detection():
     """Under ``return_large_arrays`` a freed 8 MB array leaves the process at once; with the heap kept
-    (detection), it stays resident for reuse. Run in a fresh interpreter (glibc only)."""
+    (detection, and a feature method's fit under ``heap_kept``) it stays resident for reuse, and after
+    ``heap_kept`` the previous mode is back. Each mode runs in a fresh interpreter (glibc only)."""
     import subprocess
     import sys
     import textwrap
