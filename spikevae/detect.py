@@ -43,7 +43,7 @@ from scipy.interpolate import CubicSpline  # noqa: E402
 from scipy.ndimage import gaussian_filter1d, maximum_filter1d  # noqa: E402
 
 from .errors import RecordingError  # noqa: E402
-from .objects import Spikes  # noqa: E402
+from .objects import Spikes, in_time_order  # noqa: E402
 from .recording import Recording, get_chunk_with_margin  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -87,8 +87,11 @@ def estimate_noise(rec: Recording, n_chunks: int = 20, chunk_samples: int | None
 def find_peaks(x: np.ndarray, thr: np.ndarray, polarity: str, dead: int) -> tuple[np.ndarray, np.ndarray]:
     """Threshold-crossing extrema, at most one per ``dead`` samples on each channel.
 
-    A sample is a spike peak when it crosses the threshold, is a local extremum, and is
-    the largest within ±``dead`` samples on its channel.
+    A sample is a spike peak when it crosses the threshold, is a local extremum, is the
+    largest within ±``dead`` samples on its channel, and is larger than every sample in the
+    ``dead`` samples before it: of two equal extrema within the dead time, only the first is a
+    peak (both would otherwise be kept, and alignment can move both onto the same sample: one
+    spike counted twice).
 
     Parameters
     ----------
@@ -126,10 +129,14 @@ def find_peaks(x: np.ndarray, thr: np.ndarray, polarity: str, dead: int) -> tupl
         # so many candidates that their windows outnumber the samples: the running maximum is cheaper
         y = _peak_sign(x, polarity)
         ok = v >= maximum_filter1d(y, size=2 * dead + 1, axis=0, mode="nearest")[t, ch]
-        t, ch = t[ok], ch[ok]
+        t, ch, v = t[ok], ch[ok], v[ok]
     elif dead > 0 and t.size:
         win = np.clip(t[:, None] + np.arange(-dead, dead + 1)[None, :], 0, n - 1)
         ok = v >= _peak_sign(x[win, ch[:, None]], polarity).max(axis=1)
+        t, ch, v = t[ok], ch[ok], v[ok]
+    if dead > 0 and t.size:  # ties: the first of equal maxima (only the survivors are tested: few)
+        before = np.maximum(t[:, None] + np.arange(-dead, 0)[None, :], 0)  # t >= 1: every index is earlier
+        ok = v > _peak_sign(x[before, ch[:, None]], polarity).max(axis=1)
         t, ch = t[ok], ch[ok]
     return t.astype(np.int64, copy=False), ch.astype(np.int64, copy=False)
 
@@ -454,17 +461,6 @@ def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
             bar.close()
 
 
-def _out_of_order(t: np.ndarray, ch: np.ndarray) -> bool:
-    """Whether (t, ch) is not strictly increasing (time, then channel), checked a block at a time."""
-    step = 1 << 20
-    for a in range(0, max(t.size - 1, 0), step):
-        b = min(a + step, t.size - 1)
-        t0, t1, c0, c1 = t[a:b], t[a + 1:b + 1], ch[a:b], ch[a + 1:b + 1]
-        if np.any((t1 < t0) | ((t1 == t0) & (c1 <= c0))):
-            return True
-    return False
-
-
 def _order_across_borders(cols: dict, borders: np.ndarray) -> None:
     """Put the columns ``cols`` (``t``, ``ch`` and others, concatenated from chunks each already in
     (time, channel) order) in (time, channel) order, in place.
@@ -485,7 +481,7 @@ def _order_across_borders(cols: dict, borders: np.ndarray) -> None:
         local = np.lexsort((ch[a:b], t[a:b]))
         for k in cols:
             cols[k][a:b] = cols[k][a:b][local]
-    if _out_of_order(t, ch):
+    if not in_time_order(t, ch):
         order = np.lexsort((ch, t))
         for k in cols:
             cols[k] = cols[k][order]

@@ -15,46 +15,10 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..detect import ALIGN_PAD, align_waveforms, ms_to_samples
+from ..detect import ALIGN_PAD, align_waveforms, find_peaks, ms_to_samples
 from ..objects import Sorting
 from ..recording import Recording, get_chunk_with_margin
 from .model import OnlineModel
-
-
-def find_peaks_sparse(x: np.ndarray, thr: np.ndarray, polarity: str, dead: int) -> tuple[np.ndarray, np.ndarray]:
-    """The peaks of :func:`spikevae.detect.find_peaks`, found by testing only threshold crossings.
-
-    The offline detector runs a running maximum over every sample of every channel (about 0.1 s
-    for 1 s of 96 channels); here the local-extremum and dead-time tests run only where the
-    signal crosses the threshold, with the same edge rule (the running maximum's ``nearest``
-    mode clips the window at the chunk ends), so the result is the same, in a fraction of the time.
-
-    Parameters
-    ----------
-    x : ndarray of shape (n_samples, n_channels), µV
-    thr : ndarray of shape (n_channels,), µV (positive; inf skips a channel)
-    polarity : {"neg", "pos", "both"}
-    dead : int
-        Dead time in samples.
-
-    Returns
-    -------
-    t, ch : ndarray of int64
-        Sample (row of ``x``) and channel of each peak, sorted by time then channel.
-    """
-    n = x.shape[0]
-    y = -x if polarity == "neg" else (x if polarity == "pos" else np.abs(x))
-    t, ch = np.nonzero(y[1:-1] > thr[None, :])
-    t += 1
-    v = y[t, ch]
-    ok = (v > y[t - 1, ch]) & (v >= y[t + 1, ch])
-    t, ch, v = t[ok], ch[ok], v[ok]
-    if dead > 0 and t.size:
-        win = np.clip(t[:, None] + np.arange(-dead, dead + 1)[None, :], 0, n - 1)
-        ok = v >= y[win, ch[:, None]].max(axis=1)
-        t, ch = t[ok], ch[ok]
-    order = np.lexsort((ch, t))
-    return t[order].astype(np.int64), ch[order].astype(np.int64)
 
 
 def align_sparse(x: np.ndarray, t: np.ndarray, ch: np.ndarray, pre: int, length: int, upsample: int,
@@ -175,7 +139,7 @@ class OnlineSorter:
 
     def _classify_chunk(self, chunk: Chunk, t0: float) -> ChunkLabels:
         d, x, left = self.model.config.detect, chunk.traces, chunk.left
-        t, ch = find_peaks_sparse(x, self.threshold_uv, d.polarity, self.dead)
+        t, ch = find_peaks(x, self.threshold_uv, d.polarity, self.dead)
         g = t - left + chunk.start
         keep = (g >= chunk.start) & (g < chunk.stop) & (t - self.pre - ALIGN_PAD >= 0) \
             & (t - self.pre + self.length + ALIGN_PAD <= x.shape[0])
