@@ -364,6 +364,8 @@ def test_match_spikes_in_detection_order_equals_the_key_search():
     s = Sorting(spikes.sample_index, spikes.electrode, np.zeros(spikes.n_spikes, np.int64), spikes.fs)
     m = match_spikes(shuffled, s)
     assert np.array_equal(shuffled.sample_index[m], s.sample_index) and np.array_equal(shuffled.electrode[m], s.electrode)
+    twice = spikes.subset(np.r_[np.arange(spikes.n_spikes), 7, 3])  # a spike held twice: the first is its match
+    assert match_spikes(twice, s)[[3, 7]].tolist() == [3, 7]
 
 
 def test_spike_units_of_a_runs_own_sorting_are_its_labels_without_a_copy():

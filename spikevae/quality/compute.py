@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errors import SpikevaeConfigError
 from ..execution import map_threads
-from ..objects import Sorting, Spikes, group_indices, label_dtype
+from ..objects import Sorting, Spikes, group_indices, in_time_order, label_dtype
 
 #: Spikes compared at a time (no boolean array the length of the recording).
 BLOCK = 1 << 20
@@ -61,15 +61,10 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     if start == m:
         return out
     t, e = spikes.sample_index, spikes.electrode
-    if np.all((t[1:] > t[:-1]) | ((t[1:] == t[:-1]) & (e[1:] > e[:-1]))):
+    if in_time_order(t, e):
         out[start:] = _match_in_detection_order(t, e, sorting.sample_index[start:], sorting.electrode[start:])
         return out
-    n_el = max(spikes.n_electrodes, int(sorting.electrode.max(initial=0)) + 1)
-    key_sp = t * n_el + e
-    key_so = sorting.sample_index[start:] * n_el + sorting.electrode[start:]
-    order = np.argsort(key_sp, kind="stable")
-    pos = np.minimum(np.searchsorted(key_sp[order], key_so), n - 1)
-    out[start:] = np.where(key_sp[order][pos] == key_so, order[pos], -1)
+    out[start:] = _match_by_electrode(t, e, sorting.sample_index[start:], sorting.electrode[start:])
     return out
 
 
@@ -109,6 +104,24 @@ def _match_tail(spikes: Spikes, sorting: Sorting, n: int) -> np.ndarray:
     """:func:`match_spikes` of ``sorting``'s entries from ``n`` on (the overlap extras of a run's sorting)."""
     tail = Sorting(sorting.sample_index[n:], sorting.electrode[n:], sorting.unit[n:], sorting.fs)
     return match_spikes(spikes, tail)
+
+
+def _match_by_electrode(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.ndarray) -> np.ndarray:
+    """Index of each (t_q, e_q) among spikes in any order (-1: none; the first of equal spikes), one
+    electrode at a time: an int32 index of the spikes, not an int64 key and sort of every spike."""
+    found = np.full(t_q.size, -1, dtype=np.int64)
+    mine = group_indices(e)
+    for el, q in group_indices(e_q).items():
+        rows = mine.get(el)
+        if rows is None:
+            continue
+        ts = t[rows]
+        order = np.argsort(ts, kind="stable")
+        ts = ts[order]
+        pos = np.minimum(np.searchsorted(ts, t_q[q]), ts.size - 1)
+        hit = ts[pos] == t_q[q]
+        found[q[hit]] = rows[order[pos[hit]]]
+    return found
 
 
 def _match_in_detection_order(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.ndarray) -> np.ndarray:
