@@ -37,6 +37,32 @@ def _narrow_ints(values, name: str) -> np.ndarray:
     return a.astype(label_dtype(a) if a.size else np.int32)
 
 
+def _npz_ints(z, name: str, path, block: int = 1 << 20) -> np.ndarray:
+    """Integer array ``name`` of the open .npz ``z``, as :func:`_narrow_ints` gives it, read a block at a
+    time: an int64 file (numpy's default) is not first held whole as int64 (8 bytes a spike; a ground
+    truth of hours has millions). Anything but a 1-D integer array is read whole and checked as before."""
+    from numpy.lib import format as npy
+
+    from .errors import SpikevaeError
+
+    with z.zip.open(f"{name}.npy") as f:
+        version = npy.read_magic(f)
+        shape, fortran, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(f)
+        if len(shape) != 1 or dtype.kind not in "iu":
+            return _narrow_ints(z[name], name)
+        out = np.empty(shape[0], np.int32)
+        for i in range(0, shape[0], block):
+            m = min(block, shape[0] - i)
+            buf = f.read(m * dtype.itemsize)
+            if len(buf) != m * dtype.itemsize:
+                raise SpikevaeError(f"{path}: array {name!r} is shorter than its header says; the file may be damaged")
+            part = np.frombuffer(buf, dtype=dtype)
+            if out.dtype == np.int32 and (part.min() < -2**31 or part.max() >= 2**31):
+                out = out.astype(np.int64)  # a value past int32: the whole array is int64
+            out[i:i + m] = part
+    return out
+
+
 def group_indices(values: np.ndarray) -> dict[int, np.ndarray]:
     """Indices of each distinct value of an integer array (ascending values; indices ascending within one).
 
@@ -428,9 +454,9 @@ class Sorting:
                 "(and optionally electrode); `spikevae compare` also reads other names (spike_times, "
                 "spike_clusters ...), phy/Kilosort and SpikeInterface sortings"
             )
-        n = z["sample_index"].shape[0]
-        electrode = z["electrode"] if "electrode" in z.files else np.zeros(n, dtype=np.int64)
-        return cls(z["sample_index"], electrode, z["unit"], float(z["fs"]))
+        t = z["sample_index"]
+        electrode = _npz_ints(z, "electrode", path) if "electrode" in z.files else np.zeros(t.shape[0], np.int32)
+        return cls(t, electrode, _npz_ints(z, "unit", path), float(z["fs"]))
 
     def __repr__(self) -> str:
         n_sorted = int((self.unit >= 0).sum())

@@ -75,3 +75,26 @@ def test_npz_round_trip_and_missing_keys(tmp_path):
         Sorting.load_npz(tmp_path / "bad.npz")
     with pytest.raises(SpikevaeError, match="file not found"):
         Sorting.load_npz(tmp_path / "nope.npz")
+
+
+def test_npz_labels_are_read_a_block_at_a_time_into_int32_where_they_fit(tmp_path, monkeypatch):
+    import spikevae.objects as objects
+
+    n = 2500
+    t, e, u = np.arange(n) * 7, np.arange(n) % 96, np.arange(n) % 13 - 1  # int64, as numpy writes them
+    np.savez(tmp_path / "gt.npz", sample_index=t, electrode=e, unit=u, fs=FS)
+    real = objects._npz_ints
+    monkeypatch.setattr(objects, "_npz_ints", lambda z, name, path: real(z, name, path, block=1000))  # 3 blocks
+    np.savez_compressed(tmp_path / "gtz.npz", sample_index=t, electrode=e, unit=u, fs=FS)
+    for name in ("gt.npz", "gtz.npz"):
+        s = Sorting.load_npz(tmp_path / name)
+        assert s.electrode.dtype == s.unit.dtype == np.int32
+        assert np.array_equal(s.electrode, e) and np.array_equal(s.unit, u) and np.array_equal(s.sample_index, t)
+    big = u.copy()
+    big[-1] = 2**40  # an id past int32 in the last block: the whole array is int64, no value lost
+    np.savez(tmp_path / "big.npz", sample_index=t, unit=big, fs=FS)
+    s = Sorting.load_npz(tmp_path / "big.npz")
+    assert s.unit.dtype == np.int64 and np.array_equal(s.unit, big) and not s.electrode.any()
+    np.savez(tmp_path / "float.npz", sample_index=t[:3], unit=np.array([0.0, 1.0, 1.5]), fs=FS)
+    with pytest.raises(ValueError, match="integers"):
+        Sorting.load_npz(tmp_path / "float.npz")
