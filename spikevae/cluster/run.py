@@ -27,12 +27,14 @@ log = logging.getLogger(__name__)
 
 @dataclasses.dataclass
 class ElectrodeResult:
-    """Labels of one electrode (local ids 0..k-1, -1 unsorted), extra overlap spikes, and what was done."""
+    """Labels of one electrode (local ids 0..k-1, -1 unsorted), extra overlap spikes, and what was done.
+    ``n_ids`` (k) is set where the labels are gathered, which then drops them."""
 
-    labels: np.ndarray
+    labels: np.ndarray | None
     extra_index: np.ndarray
     extra_unit: np.ndarray
     stats: dict
+    n_ids: int = 0
 
 
 def _empty_result(n: int, reason: str) -> ElectrodeResult:
@@ -206,6 +208,7 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     by_electrode = group_indices(spikes.electrode)  # int32 indices, one sort: not 8 bytes per spike and a pass per electrode
     electrodes = np.fromiter(by_electrode, dtype=np.int64, count=len(by_electrode))
     groups = list(by_electrode.values())
+    del by_electrode  # each electrode's index goes when its labels are in (below)
     white = _whiteners(spikes, config)
     noise = _noise_class(spikes, embedding, config, groups, electrodes)
     def job(i: int) -> tuple:  # built when submitted: the job list holds no copy of the features
@@ -221,9 +224,15 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     jobs = _LazyJobs(lambda k: job(int(order[k])), len(electrodes))
     t0 = time.perf_counter()
     results = [None] * len(electrodes)
+    # each electrode's labels are written as they come (its own ids; made unique in _assemble), and its
+    # labels and index freed: the main process does not hold every electrode's until the end
+    unit = np.full(spikes.n_spikes, -1, dtype=np.int32)
     for k, res in zip(order, _run_jobs(jobs, config.n_jobs, progress)):
-        results[int(k)] = res
-    return _assemble(spikes, config, electrodes, groups, results, time.perf_counter() - t0)
+        i = int(k)
+        unit[groups[i]] = res.labels
+        res.n_ids = int(res.labels.max()) + 1 if res.labels.size else 0
+        res.labels, groups[i], results[i] = None, None, res
+    return _assemble(spikes, config, electrodes, unit, results, time.perf_counter() - t0)
 
 
 def _noise_class(spikes: Spikes, embedding: Embedding, config, groups, electrodes) -> dict:
@@ -334,23 +343,32 @@ def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
     return map_jobs(_cluster_job, jobs, n_jobs, spawn=True, progress=progress, desc="cluster", unit="electrode")
 
 
-def _assemble(spikes: Spikes, config, electrodes, groups, results, elapsed: float) -> Sorting:
+def _assemble(spikes: Spikes, config, electrodes, local_unit: np.ndarray, results, elapsed: float) -> Sorting:
+    """The Sorting of every electrode's result: ``local_unit`` (each detected spike's label among its
+    electrode's units, -1 unsorted) made unique across the array in electrode order, the overlap extras after."""
     n = spikes.n_spikes
     # the detected spikes' units, then the overlap extras': one array of the final length, not a concatenation
     n_all = n + sum(r.extra_index.size for r in results)
-    unit = np.full(n_all, -1, dtype=np.int32)  # the Sorting's own dtypes: no copy when it is made
+    unit = local_unit  # the Sorting's own dtype (no copy when it is made), grown in place for the extras
+    if n_all > n:  # (realloc: a large array's pages are remapped, not copied); no view of it exists
+        unit.resize(n_all, refcheck=False)
     electrode = np.empty(n_all, dtype=np.int32)
     electrode[:n] = spikes.electrode
     extra_t, extra_e, extra_u, per_electrode = [], [], [], {}
+    first_id = np.zeros(int(electrodes.max(initial=-1)) + 1, dtype=np.int32)  # each electrode's first unit id
     next_id = 0
-    for e, g, r in zip(electrodes, groups, results):
-        k = int(r.labels.max()) + 1 if r.labels.size else 0
-        unit[g] = np.where(r.labels >= 0, r.labels + next_id, -1)
+    for e, r in zip(electrodes, results):
+        first_id[e] = next_id
         extra_t.append(r.extra_index)
         extra_e.append(np.full(r.extra_index.size, e, dtype=np.int32))
         extra_u.append(np.where(r.extra_unit >= 0, r.extra_unit + next_id, -1))
-        next_id += max(k, 0)
+        next_id += max(r.n_ids, 0)
         per_electrode[str(spikes.channel_ids[e])] = r.stats
+    for a in range(0, n, 1 << 20):  # a block at a time: no mask or copy the length of the recording
+        b = min(a + (1 << 20), n)
+        u = unit[a:b]
+        sorted_ = u >= 0
+        u[sorted_] += first_id[spikes.electrode[a:b][sorted_]]
     totals = {k: int(sum(s.get(k, 0) for s in per_electrode.values()))
               for k in ("merges", "splits", "dissolved", "noise", "overlap_relabelled", "overlap_extra", "n_initial_units", "n_units")}
     et = np.concatenate(extra_t) if extra_t else np.zeros(0, dtype=np.int64)
