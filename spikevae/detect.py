@@ -461,6 +461,22 @@ def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
             bar.close()
 
 
+def _join(pieces: list, dtype=None) -> np.ndarray:
+    """``np.concatenate(pieces)`` (as ``dtype``), each piece dropped from the list once copied and the
+    freed heap given back every few hundred: the pieces and the whole are not both held."""
+    from .execution import release_memory
+
+    out = np.empty((sum(len(p) for p in pieces),) + pieces[0].shape[1:], dtype=dtype or pieces[0].dtype)
+    at = 0
+    for i in range(len(pieces)):
+        p, pieces[i] = pieces[i], None
+        out[at:at + len(p)] = p
+        at += len(p)
+        if i % 512 == 511:
+            release_memory()
+    return out
+
+
 def _order_across_borders(cols: dict, borders: np.ndarray) -> None:
     """Put the columns ``cols`` (``t``, ``ch`` and others, concatenated from chunks each already in
     (time, channel) order) in (time, channel) order, in place.
@@ -596,11 +612,11 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
     empty = {"t": np.zeros(0, np.int64), "ch": np.zeros(0, ch_dtype), "amp": np.zeros(0, np.float32),
              "wf": np.zeros(0, np.int32) if writer is not None else np.zeros((0, length), np.float32)}
     cols = {}
-    for k in ("t", "ch", "amp", "wf"):  # one field at a time, its chunk list freed at once: a low peak
-        cols[k] = np.concatenate(parts[k]) if parts[k] else empty[k]
+    for k in ("t", "ch", "amp", "wf"):  # one field at a time, each chunk's piece freed once copied: a low peak
+        cols[k] = _join(parts[k], np.int32 if k == "ch" else None) if parts[k] else empty[k]
         parts[k] = None
     _order_across_borders(cols, np.cumsum(sizes)[:-1] if sizes else np.zeros(0, np.int64))
-    electrode = cols.pop("ch").astype(np.int32)  # Spikes' electrode dtype
+    electrode = cols.pop("ch").astype(np.int32, copy=False)  # Spikes' electrode dtype
     if writer is not None:
         from .waveform_store import DiskWaveforms
 
