@@ -421,15 +421,14 @@ def units_table(sorting: Sorting, spikes: Spikes, duration_s: float, positions_u
     from .recording import electrode_positions
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
-    from .quality.compute import group_indices, match_spikes
+    from .quality.compute import SpikeMatch, group_indices
 
-    spike_of = match_spikes(spikes, sorting)  # each sorted spike's detected spike, or -1 (overlap extras)
-    ids = sorting.unit_electrode()
+    spike_of = SpikeMatch(spikes, sorting)  # each sorted spike's detected spike, or -1 (overlap extras)
     rows = []
     for u, sel in group_indices(sorting.unit).items():
         if u < 0:
             continue
-        e = ids[u]
+        e = int(np.bincount(sorting.electrode[sel]).argmax())  # Sorting.unit_electrode, without a second grouping
         idx = spike_of[sel]
         idx = idx[idx >= 0]
         amp = float(np.median(spikes.amplitude_uv[idx])) if idx.size else float("nan")

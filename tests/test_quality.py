@@ -368,6 +368,27 @@ def test_match_spikes_in_detection_order_equals_the_key_search():
     assert match_spikes(twice, s)[[3, 7]].tolist() == [3, 7]
 
 
+def test_spike_match_of_a_runs_own_sorting_holds_no_index_and_equals_match_spikes():
+    from spikevae.objects import Sorting
+    from spikevae.quality.compute import SpikeMatch
+
+    spikes, _ = make_units(n_electrodes=3, units_per_electrode=2, duration_s=20.0, rate_hz=30.0, seed=8)
+    n, rng = spikes.n_spikes, np.random.default_rng(8)
+    extra_t = rng.integers(0, 20 * 30000, 40)
+    extra_t = extra_t[~np.isin(extra_t, spikes.sample_index)]
+    own = Sorting(np.r_[spikes.sample_index, extra_t], np.r_[spikes.electrode, np.zeros(extra_t.size, int)],
+                  rng.integers(-1, 6, n + extra_t.size), spikes.fs)
+    foreign = Sorting(own.sample_index[::-1], own.electrode[::-1], own.unit[::-1], spikes.fs)
+    also_detected = Sorting(np.r_[own.sample_index, spikes.sample_index[5]], np.r_[own.electrode, spikes.electrode[5]],
+                            np.r_[own.unit, 3], spikes.fs)  # an extra that is a detected spike
+    sel = np.r_[0:n + extra_t.size:7, n + 1].astype(np.int32)
+    for s, holds_index in ((own, False), (foreign, True), (also_detected, True)):
+        m = SpikeMatch(spikes, s)
+        assert (m.index is not None) == holds_index
+        got = m[sel]
+        assert got.dtype == np.int32 and np.array_equal(got, match_spikes(spikes, s)[sel])
+
+
 def test_spike_units_of_a_runs_own_sorting_are_its_labels_without_a_copy():
     from spikevae.quality.compute import spike_units
 

@@ -68,6 +68,24 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     return out
 
 
+class SpikeMatch:
+    """Which detected spike each entry of ``sorting`` is, ``match[sel]`` (-1: none), as
+    :func:`match_spikes` gives it but without an index per spike for a run's own sorting: its first
+    ``spikes.n_spikes`` entries are the spikes in their order and its overlap extras none of them, so
+    entry ``i`` is spike ``i`` or none."""
+
+    def __init__(self, spikes: Spikes, sorting: Sorting):
+        self.n = spikes.n_spikes
+        own = sorting.starts_with(spikes) and not np.any(_match_tail(spikes, sorting, self.n) >= 0)
+        self.index = None if own else match_spikes(spikes, sorting)
+
+    def __getitem__(self, sel) -> np.ndarray:
+        if self.index is not None:
+            return self.index[sel]
+        sel = np.asarray(sel)
+        return np.where(sel < self.n, sel, -1).astype(sel.dtype, copy=False)
+
+
 def spike_units(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = None) -> np.ndarray:
     """Unit of each spike of ``spikes`` under ``sorting`` (-1: unsorted or absent), int32 unless the ids
     need more; ``match`` is :func:`match_spikes` of the two when the caller has it. Filled a block of
@@ -266,8 +284,8 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
         raise ValueError(f"features have {np.shape(features)[0]} rows but there are {spikes.n_spikes} spikes")
     fs = float(sorting.fs)
     n_samples = int(round(duration_s * fs))
-    match = match_spikes(spikes, sorting)
-    spike_unit = spike_units(spikes, sorting, match)
+    match = SpikeMatch(spikes, sorting)
+    spike_unit = spike_units(spikes, sorting, match.index)
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
     rows: dict[int, dict] = {}
@@ -276,7 +294,8 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
             continue
         e = int(np.bincount(sorting.electrode[sel]).argmax())
         times = np.sort(sorting.sample_index[sel])
-        idx = match[sel][(match[sel] >= 0) & (sorting.electrode[sel] == e)]
+        idx = match[sel]
+        idx = idx[(idx >= 0) & (sorting.electrode[sel] == e)]
         rows[u] = {"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]) if e < spikes.n_electrodes else ""}
         if e < spikes.n_electrodes:
             rows[u] |= {"x_um": float(pos[e, 0]), "y_um": float(pos[e, 1])}
