@@ -165,7 +165,8 @@ def run_child(folder: Path, methods: list[str], n_jobs: int, overrides: list[str
               "n_jobs": n_jobs, "n_spikes": int(r.spikes.n_spikes), "n_units": int(len(r.sorting.unit_ids)),
               "total_s": total, "cpu_s": cpu_end - cpu_start, "peak_rss_mb": own, "peak_rss_tree_mb": tree,
               "stages": stages,
-              "accuracy": {m: s["mean_accuracy"] for m, s in r.scores.items()}}
+              "accuracy": {m: s["mean_accuracy"] for m, s in r.scores.items()},
+              "unit_accuracy": {m: {str(u["gt_unit"]): u["accuracy"] for u in s["units"]} for m, s in r.scores.items()}}
     result_path.write_text(json.dumps(result))
 
 
