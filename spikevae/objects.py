@@ -92,13 +92,15 @@ def equal_in_blocks(a: np.ndarray, b: np.ndarray, block: int = 1 << 20) -> bool:
     return a.shape == b.shape and all(np.array_equal(a[i:i + block], b[i:i + block]) for i in range(0, a.shape[0], block))
 
 
-def in_time_order(t: np.ndarray, e: np.ndarray, block: int = 1 << 20) -> bool:
-    """Whether spikes (``t``, ``e``) are strictly increasing by time, then electrode (detection's order),
-    checked a block at a time (no boolean array the length of the recording)."""
+def in_time_order(t: np.ndarray, e: np.ndarray | None, block: int = 1 << 20) -> bool:
+    """Whether spikes (``t``, ``e``) are strictly increasing by time, then electrode (detection's order);
+    with ``e`` None, whether ``t`` never decreases. Checked a block at a time (no boolean array the length
+    of the recording)."""
     for a in range(0, max(t.size - 1, 0), block):
         b = min(a + block, t.size - 1)
-        t0, t1, e0, e1 = t[a:b], t[a + 1:b + 1], e[a:b], e[a + 1:b + 1]
-        if np.any((t1 < t0) | ((t1 == t0) & (e1 <= e0))):
+        t0, t1 = t[a:b], t[a + 1:b + 1]
+        back = t1 < t0 if e is None else (t1 < t0) | ((t1 == t0) & (e[a + 1:b + 1] <= e[a:b]))
+        if np.any(back):
             return False
     return True
 

@@ -415,3 +415,43 @@ def test_spike_units_of_a_runs_own_sorting_are_its_labels_without_a_copy():
         want = np.full(n, -1)
         want[m[m >= 0]] = s.unit[m >= 0]
         np.testing.assert_array_equal(got, want)
+
+
+def test_matching_a_long_sorting_allocates_an_int32_per_spike_and_no_more(monkeypatch):
+    """On hours of recording every int64 copy of every spike is tens of MB: matching a sorting to its spikes
+    (detection's order with one spike held twice, or any order) grows by its int32 result and an int32
+    grouping per spike (the blocks' temporaries are fixed), and a run's own SpikeMatch by nothing."""
+    import tracemalloc
+
+    from spikevae.objects import Sorting, Spikes
+    from spikevae.quality.compute import SpikeMatch
+
+    def peaks(n):
+        rng = np.random.default_rng(0)
+        t, e = np.sort(rng.integers(0, 3600 * 30000, n)), rng.integers(0, 96, n).astype(np.int32)
+        t[1000], e[1000] = t[999], e[999]  # a spike held twice breaks detection's strict order
+        o = np.lexsort((e, t))
+        spikes = Spikes(t[o], e[o], np.zeros((n, 1), np.float32), np.zeros(n, np.float32), np.ones(96, np.float32),
+                        30000.0, 0, np.arange(96))
+        own = Sorting(np.r_[spikes.sample_index, 7], np.r_[spikes.electrode, 3], np.zeros(n + 1, np.int32), 30000.0)
+        shuffled = rng.permutation(n)
+        foreign = Sorting(spikes.sample_index[shuffled], spikes.electrode[shuffled], np.zeros(n, np.int32), 30000.0)
+        out = []
+        for f, s in ((match_spikes, own), (match_spikes, foreign), (SpikeMatch, own)):
+            tracemalloc.start()
+            m = f(spikes, s)
+            out.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+            if f is match_spikes:
+                assert m.dtype == np.int32 and np.array_equal(spikes.sample_index[m[:n]], s.sample_index[:n])
+        return np.array(out)
+
+    import spikevae.quality.compute as compute
+
+    monkeypatch.setattr(compute, "BLOCK", 1 << 15)  # blocks well under n: their temporaries do not grow with it
+    monkeypatch.setattr(compute, "QUERY_BLOCK", 1 << 15)
+    n = 400_000
+    per_spike = (peaks(2 * n) - peaks(n)) / n
+    # own: the int32 result (4); a foreign sorting: the result and the int32 indices found (8); the order
+    # checks' boolean blocks (1 MB) are longer than these n, so they count too (1): no int64 copy of every spike
+    assert per_spike[0] < 6 and per_spike[1] < 10 and per_spike[2] < 2, per_spike

@@ -61,7 +61,7 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     if start == m:
         return out
     t, e = spikes.sample_index, spikes.electrode
-    if in_time_order(t, e):
+    if in_time_order(t, None):  # detection's order (or any with times that never decrease)
         out[start:] = _match_in_detection_order(t, e, sorting.sample_index[start:], sorting.electrode[start:])
         return out
     out[start:] = _match_by_electrode(t, e, sorting.sample_index[start:], sorting.electrode[start:])
@@ -127,7 +127,7 @@ def _match_tail(spikes: Spikes, sorting: Sorting, n: int) -> np.ndarray:
 def _match_by_electrode(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.ndarray) -> np.ndarray:
     """Index of each (t_q, e_q) among spikes in any order (-1: none; the first of equal spikes), one
     electrode at a time: an int32 index of the spikes, not an int64 key and sort of every spike."""
-    found = np.full(t_q.size, -1, dtype=np.int64)
+    found = np.full(t_q.size, -1, dtype=np.int32 if t.size < 2**31 else np.int64)
     mine = group_indices(e)
     for el, q in group_indices(e_q).items():
         rows = mine.get(el)
@@ -142,18 +142,27 @@ def _match_by_electrode(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.n
     return found
 
 
+#: Queries matched at a time by :func:`_match_in_detection_order`.
+QUERY_BLOCK = 1 << 18
+
+
 def _match_in_detection_order(t: np.ndarray, e: np.ndarray, t_q: np.ndarray, e_q: np.ndarray) -> np.ndarray:
-    """Index of each (t_q, e_q) among spikes in (time, electrode) order (-1: none), without a key per spike:
-    the spikes at the same sample are found by time, then the electrode is compared among those few."""
-    lo, hi = np.searchsorted(t, t_q, side="left"), np.searchsorted(t, t_q, side="right")
-    n_cand = hi - lo
-    found = np.full(t_q.size, -1, dtype=np.int64)
-    if not n_cand.any():
-        return found
-    which = np.repeat(np.arange(t_q.size), n_cand)
-    rows = lo[which] + (np.arange(which.size) - np.repeat(np.cumsum(n_cand) - n_cand, n_cand))
-    hit = e[rows] == e_q[which]
-    found[which[hit]] = rows[hit]
+    """Index of each (t_q, e_q) among spikes whose times never decrease (-1: none; the first of equal
+    spikes), without a key per spike: the spikes at the same sample are found by time, then the electrode
+    is compared among those few. Queries are taken a block at a time (their candidates' arrays are int64)."""
+    found, block = np.full(t_q.size, -1, dtype=np.int32 if t.size < 2**31 else np.int64), QUERY_BLOCK
+    for a in range(0, t_q.size, block):
+        tq, eq = t_q[a:a + block], e_q[a:a + block]
+        lo, hi = np.searchsorted(t, tq, side="left"), np.searchsorted(t, tq, side="right")
+        n_cand = hi - lo
+        if not n_cand.any():
+            continue
+        which = np.repeat(np.arange(tq.size), n_cand)
+        rows = lo[which] + (np.arange(which.size) - np.repeat(np.cumsum(n_cand) - n_cand, n_cand))
+        hit = e[rows] == eq[which]
+        which, rows = which[hit], rows[hit]
+        first = np.unique(which, return_index=True)[1]  # candidates in row order: the first hit of each query
+        found[a + which[first]] = rows[first]
     return found
 
 
