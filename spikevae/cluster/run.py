@@ -198,6 +198,7 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     if embedding.n_spikes != spikes.n_spikes:
         raise ValueError(f"embedding has {embedding.n_spikes} rows but there are {spikes.n_spikes} spikes")
     get_clusterer(config)  # fail early on an unknown method
+    from ..execution import release_memory
     from ..waveform_store import is_lazy
 
     x = embedding.features if is_lazy(embedding.features) else _features(embedding, config.n_features)
@@ -227,7 +228,9 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     # each electrode's labels are written as they come (its own ids; made unique in _assemble), and its
     # labels and index freed: the main process does not hold every electrode's until the end
     unit = np.full(spikes.n_spikes, -1, dtype=np.int32)
-    for k, res in zip(order, _run_jobs(jobs, config.n_jobs, progress)):
+    for j, (k, res) in enumerate(zip(order, _run_jobs(jobs, config.n_jobs, progress))):
+        if j % 8 == 7:  # what the results' arrays left freed goes back to the OS as they come
+            release_memory()
         i = int(k)
         unit[groups[i]] = res.labels
         res.n_ids = int(res.labels.max()) + 1 if res.labels.size else 0

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import SpikevaeConfigError
-from ..execution import map_threads
+from ..execution import map_threads, release_memory
 from ..objects import Sorting, Spikes, group_indices, in_time_order, label_dtype
 
 #: Spikes compared at a time (no boolean array the length of the recording).
@@ -298,7 +298,9 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
 
     pos = electrode_positions(positions_um, spikes.n_electrodes)
     rows: dict[int, dict] = {}
-    for u, sel in group_indices(sorting.unit).items():
+    for k, (u, sel) in enumerate(group_indices(sorting.unit).items()):
+        if k % 16 == 15:  # the units' freed blocks go back to the OS as the loop goes, not at the stage's end
+            release_memory()
         if u < 0:
             continue
         e = int(np.bincount(sorting.electrode[sel]).argmax())
@@ -319,6 +321,7 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
 
     def isolation(item):  # the subsample is made here, so only the electrodes in work hold one
         idx, units = item
+        release_memory()
         if idx.size > config.isolation_max_spikes:  # the same proportions of every unit, in a bounded space
             idx = idx[np.linspace(0, idx.size - 1, config.isolation_max_spikes).astype(np.int64)]
         return _isolation_metrics(electrode_space(spikes, idx, config.n_components, features), spike_unit[idx],

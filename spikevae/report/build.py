@@ -147,6 +147,7 @@ def render(ctx: ReportContext) -> str:
     spike times are gathered per electrode when its figure is made, and each figure's inputs
     are reduced to its compact data at once.
     """
+    from ..execution import release_memory
     from ..quality import group_indices
     from ..quality.compute import spike_units
 
@@ -164,6 +165,8 @@ def render(ctx: ReportContext) -> str:
     groups = group_indices(sp.electrode)
     panels, nav, sections = [], {}, []
     for e in range(sp.n_electrodes):
+        if e % 8 == 7:  # each electrode's freed arrays go back to the OS as the loop goes
+            release_memory()
         rows = rows_by_el.get(e, [])
         if e not in groups or not rows:
             panels.append({"label": str(sp.channel_ids[e]), "means": [], "good": []})
