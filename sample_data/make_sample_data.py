@@ -1,4 +1,4 @@
-"""Make the sample data: ``sample.ns5`` (16 Utah electrodes, 20 s, 30 kHz) and ``sample_gt.npz``.
+"""Make the sample data: ``sample.ns5`` (16 Utah electrodes, 8 s, 30 kHz) and ``sample_gt.npz``.
 
 Run from the repository root::
 
@@ -21,8 +21,10 @@ HERE = Path(__file__).resolve().parent
 
 #: Defaults are the Utah-array simulation (units 0-3 per electrode, SNR 3-20, 2-20 Hz,
 #: bursts, 5-10 % amplitude jitter, look-alike units on 40 % of multi-unit electrodes,
-#: background units below SNR 2); the sample keeps them and adds a mild amplitude drift.
-CONFIG = SimConfig(duration_s=20.0, n_electrodes=16, drift_frac=0.05, drift_period_s=30.0)
+#: background units below SNR 2); the sample keeps them and adds a mild amplitude drift. It is
+#: 8 s long, so that the file stays under 8 MB (16 x 8 s x 30 kHz x int16 = 7.7 MB), and its
+#: units fire at 5-20 Hz (not 2-20) so that each has 30 or more spikes in those 8 s.
+CONFIG = SimConfig(duration_s=8.0, n_electrodes=16, rate_min_hz=5.0, drift_frac=0.05, drift_period_s=30.0)
 
 
 def main() -> None:

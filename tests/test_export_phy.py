@@ -118,7 +118,7 @@ def test_copy_traces_writes_the_filtered_recording(run_dir, tmp_path):
     out, _ = run_dir
     phy = export_phy(out, tmp_path / "phy", copy_traces=True)
     model = load_model(phy / "params.py")
-    assert model.traces.shape == (600000, 16)
+    assert model.traces.shape == (240000, 16)  # 8 s x 16 electrodes
     filt = preprocess(open_recording(SAMPLE), load_config().preprocess).get_traces(20000, 20300)
     scale = np.abs(filt).max() / np.abs(np.asarray(model.traces[20000:20300, :], np.float64)).max()
     np.testing.assert_allclose(np.asarray(model.traces[20000:20300, :]) * scale, filt, atol=2 * scale + 1e-3)

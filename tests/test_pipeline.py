@@ -131,7 +131,7 @@ def test_flat_electrode_is_skipped_others_sort(tmp_path, capsys):
 
 
 def test_sample_data_sorts_above_floor(tmp_path, capsys):
-    """The default job: `spikevae run` on sample_data (measured 0.527 mean accuracy, 9/24 well detected)."""
+    """The default job: `spikevae run` on sample_data (8 s; measured 0.509 mean accuracy, 9/24 well detected)."""
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent / "sample_data"

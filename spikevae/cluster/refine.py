@@ -23,7 +23,7 @@ With ``noise_class`` and the features of synthetic noise threshold crossings
 spikes stay unsorted; its prior is the expected fraction of noise crossings among the
 electrode's detections (Rice's rate x duration). Measured (``bench_cluster.py``, seeds
 0-4): detections that match no unit and end in a unit fell from 100 % to 9 %, units
-from 265 to 218 for 201 scored, mean accuracy 0.584 -> 0.583; sample_data 0.492 ->
+from 265 to 218 for 201 scored, mean accuracy 0.584 -> 0.583; sample_data (20 s) 0.492 ->
 0.527, Quiroga Easy1 0.938 -> 0.967. A prior from the synthetic sample's size instead
 let units vanish into the noise (0.574); the class in the last round only left 23 %
 of the noise in units.
