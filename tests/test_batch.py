@@ -136,6 +136,19 @@ def test_local_map_jobs_keeps_workers_busy_past_a_long_job():
     assert all(end < long_end for _, end in out[1:]), [round(end - long_end, 2) for _, end in out]
 
 
+def test_imap_jobs_gives_each_result_as_it_ends():
+    """A caller that folds results in as they come (the clustering writes each electrode's labels and
+    drops them) gets the short jobs' results while a long one still runs, each job's once."""
+    from spikevae.execution import imap_jobs
+
+    jobs = [1.5] + [0.02] * 10
+    got = list(imap_jobs(_sleep_then_time, jobs, n_jobs=2, spawn=False))
+    assert sorted(i for i, _ in got) == list(range(len(jobs)))
+    assert [i for i, _ in got][-1] == 0, [i for i, _ in got]  # the long job's result comes last
+    assert all(r[0] == jobs[i] for i, r in got)
+    assert [i for i, _ in imap_jobs(_square_and_pid, list(range(5)))] == list(range(5))  # in this process: in order
+
+
 def _square_and_pid(k: int) -> tuple[int, int]:
     return k * k, os.getpid()
 

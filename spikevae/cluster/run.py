@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from typing import Iterator
 
 import numpy as np
 
@@ -228,10 +229,10 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     # each electrode's labels are written as they come (its own ids; made unique in _assemble), and its
     # labels and index freed: the main process does not hold every electrode's until the end
     unit = np.full(spikes.n_spikes, -1, dtype=np.int32)
-    for j, (k, res) in enumerate(zip(order, _run_jobs(jobs, config.n_jobs, progress))):
+    for j, (k, res) in enumerate(_run_jobs(jobs, config.n_jobs, progress)):
         if j % 8 == 7:  # what the results' arrays left freed goes back to the OS as they come
             release_memory()
-        i = int(k)
+        i = int(order[k])
         unit[groups[i]] = res.labels
         res.n_ids = int(res.labels.max()) + 1 if res.labels.size else 0
         res.labels, groups[i], results[i] = None, None, res
@@ -338,12 +339,13 @@ def _cluster_job(job: tuple) -> ElectrodeResult:
     return result
 
 
-def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> list[ElectrodeResult]:
-    from ..execution import map_jobs
+def _run_jobs(jobs: list, n_jobs: int, progress: bool) -> Iterator[tuple[int, ElectrodeResult]]:
+    """``(k, result of jobs[k])`` as each electrode's result comes in (not every electrode's held at once)."""
+    from ..execution import imap_jobs
 
     # local workers, or a Dask cluster inside `with dask_executor(...)`; spawn: torch may
     # already run threads in this process, and a fork could deadlock
-    return map_jobs(_cluster_job, jobs, n_jobs, spawn=True, progress=progress, desc="cluster", unit="electrode")
+    return imap_jobs(_cluster_job, jobs, n_jobs, spawn=True, progress=progress, desc="cluster", unit="electrode")
 
 
 def _assemble(spikes: Spikes, config, electrodes, local_unit: np.ndarray, results, elapsed: float) -> Sorting:

@@ -7,8 +7,8 @@ workers die with the process that started them, whatever ends it (kill -9, SIGTE
 :func:`map_threads` runs them in threads of this process (work that releases the GIL).
 :func:`release_memory` gives freed heap memory back to the OS between stages.
 """
-from .executor import DaskExecutor, allow_children, current_dask_executor, dask_executor, map_jobs, map_threads
+from .executor import DaskExecutor, allow_children, current_dask_executor, dask_executor, imap_jobs, map_jobs, map_threads
 from .memory import release_memory
 from .pool import worker_pool
 
-__all__ = ["DaskExecutor", "allow_children", "current_dask_executor", "dask_executor", "map_jobs", "map_threads", "release_memory", "worker_pool"]
+__all__ = ["DaskExecutor", "allow_children", "current_dask_executor", "dask_executor", "imap_jobs", "map_jobs", "map_threads", "release_memory", "worker_pool"]

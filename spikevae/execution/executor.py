@@ -1,7 +1,7 @@
 """Where a list of independent jobs runs: here, in local worker processes, or on a Dask cluster.
 
 :func:`map_jobs` is what stages call to run one function over many jobs (electrodes of a
-recording). Where the jobs go is decided at the edge, not by the stage:
+recording); :func:`imap_jobs` gives each result as it comes in. Where the jobs go is decided at the edge, not by the stage:
 
 - by default, in :func:`~spikevae.execution.pool.worker_pool` processes when ``n_jobs`` > 1,
   else in this process;
@@ -9,7 +9,7 @@ recording). Where the jobs go is decided at the edge, not by the stage:
   task already running on a Dask worker, through ``worker_client()``, which frees the worker's
   slot while the sub-tasks run, so a one-thread worker cannot deadlock on its own sub-tasks).
 
-Results come back in job order whatever ran them, so a stage's output does not depend on
+:func:`map_jobs`'s results come back in job order whatever ran them, so a stage's output does not depend on
 where its jobs ran.
 """
 from __future__ import annotations
@@ -139,9 +139,24 @@ def map_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = Fal
     list
         The results, in the order of ``jobs``.
     """
+    out = [None] * len(jobs)
+    for i, result in imap_jobs(fn, jobs, n_jobs, spawn=spawn, progress=progress, desc=desc, unit=unit):
+        out[i] = result
+    return out
+
+
+def imap_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = False, progress: bool = False,
+              desc: str = "job", unit: str = "job") -> Iterator[tuple[int, object]]:
+    """``(i, fn(jobs[i]))`` for every job, as each result comes in (parameters as :func:`map_jobs`).
+
+    Local workers yield results in the order they end, this process in job order, a Dask cluster once
+    all are gathered. A caller that folds each result into its output and drops it holds only the
+    results in flight, not every job's (:func:`map_jobs` keeps them all, for a list in job order).
+    """
     ex = current_dask_executor()
     if ex is not None and len(jobs) > 1:
-        return ex.map(fn, list(jobs))
+        yield from enumerate(ex.map(fn, list(jobs)))
+        return
     if n_jobs > 1 and len(jobs) > 1:
         from .pool import worker_pool
 
@@ -150,24 +165,26 @@ def map_jobs(fn: Callable, jobs: Sequence, n_jobs: int = 1, *, spawn: bool = Fal
         # job ends (not the oldest: one long job must not leave the other workers idle)
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        out, window, n = [None] * len(jobs), 2 * int(n_jobs), len(jobs)
+        window, n = 2 * int(n_jobs), len(jobs)
         with allow_children(), worker_pool(n_jobs, spawn=spawn) as pool:
             pending = {pool.submit(fn, jobs[i]): i for i in range(min(window, n))}
             submitted = len(pending)
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    out[pending.pop(fut)] = fut.result()
+                    i = pending.pop(fut)
                     if submitted < n:
                         pending[pool.submit(fn, jobs[submitted])] = submitted
                         submitted += 1
-        return out
+                    yield i, fut.result()
+        return
     order = range(len(jobs))
     if progress:
         from tqdm import tqdm
 
         order = tqdm(order, desc=desc, unit=unit)
-    return [fn(jobs[i]) for i in order]
+    for i in order:
+        yield i, fn(jobs[i])
 
 
 @contextlib.contextmanager
