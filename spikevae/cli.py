@@ -212,7 +212,8 @@ def cluster(out_dir, method, **opts):
     method = method or cfg.features.method
     store = RunStore(out_dir)
     spikes = store.load_spikes()
-    sorting = _cluster_stage(spikes, store.load_embedding(method, spikes.electrode), cfg, sys.stderr.isatty())
+    emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None))
+    sorting = _cluster_stage(spikes, emb, cfg, sys.stderr.isatty())
     store.save_sorting(sorting, method, to_dict(cfg)["cluster"],
                        sorting_key(store.hash_of(f"embedding/{method}"), cfg))
     sorting.save_npz(Path(out_dir) / f"sorting_{method}.npz")

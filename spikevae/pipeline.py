@@ -236,10 +236,12 @@ def _features_stage(spikes: Spikes, method: str, config: PipelineConfig, out_dir
         own = config.features.vae.device if method == "vae" else config.features.vade.net.device
         device = config.run.device if config.run.device != "auto" else own
         ex.configure_run(out_dir=out_dir, device=device, progress=progress)
+    from .execution import release_memory
     from .execution.memory import heap_kept
 
     with heap_kept():  # a network's training steps allocate the same tensors again: they keep the heap
         ex.fit(spikes)
+    release_memory()  # what the fit freed (the PCA's fit sample: 90 MB left resident at 120 min) goes now
     emb = ex.transform(spikes) if feature_file is None else transform_to_file(ex, spikes, feature_file, feature_attrs)
     d = config.detect
     emb = embed_noise_class(ex, spikes, emb, config.features.noise_crossings, d.threshold, d.polarity,
@@ -331,7 +333,7 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
             # the features stay on disk (features_<method>.h5, per electrode): the clustering reads each
             # electrode's in its worker, the report a subsample; no stage holds them all
             if not force and store.has(f"embedding/{method}", emb_hash):
-                emb = store.load_embedding(method, spikes.electrode)
+                emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None))
                 skipped.append(f"features_{method}")
             else:
                 emb = _features_stage(spikes, method, config, out, progress, store.feature_path(method),

@@ -407,13 +407,16 @@ class RunStore:
         with self._open_read() as f:
             return {k: json.loads(v) for k, v in f.attrs.items()}
 
-    def read_group(self, group: str) -> tuple[dict, dict]:
+    def read_group(self, group: str, skip: tuple = ()) -> tuple[dict, dict]:
+        """A group's arrays (all but those named in ``skip``) and attributes."""
         with self._open_read() as f:
             if group not in f or not f[group].attrs.get("done", False):
                 raise SpikevaeError(f"{self.path}: stage '{group}' has not been run; run `spikevae run` to compute it")
             g = f[group]
             arrays = {}
             for k in g.keys():
+                if k in skip:
+                    continue
                 v = g[k][()]
                 if g[k].dtype.kind == "O":
                     v = np.asarray([x.decode() if isinstance(x, bytes) else x for x in v])
@@ -540,26 +543,34 @@ class RunStore:
         self.write_group(f"embedding/{emb.method}", {"feature_row": on_disk.row} | arrays, attrs, hash_)
         return dataclasses.replace(emb, features=on_disk)
 
-    def load_embedding(self, method: str, electrode=None) -> Embedding:
+    def load_embedding(self, method: str, electrode=None, waveform_row=None) -> Embedding:
         """The stored embedding ``method``; features kept in their file are read from there when used.
 
         Parameters
         ----------
         electrode : ndarray of shape (n_spikes,), optional
             The stored spikes' electrode array, to share (else read from the store).
+        waveform_row : ndarray of shape (n_spikes,), optional
+            The stored spikes' waveform row map (``spikes.waveforms.row``): shared when the features'
+            rows are the same (the features of every stored waveform), not read and held again.
         """
         from .waveform_store import DiskWaveforms
 
-        a, attrs = self.read_group(f"embedding/{method}")
-        if "feature_row" in a:
+        group = f"embedding/{method}"
+        a, attrs = self.read_group(group, skip=("feature_row",))
+        with self._open_read() as f:
+            rows = f[group]["feature_row"] if "feature_row" in f[group] else None
+            if rows is not None:
+                shared = waveform_row is not None and _equal_to_dataset(waveform_row, rows)
+                rows = waveform_row if shared else rows[()]
+        if rows is not None:
             if not self._features_present(method, str(attrs.get("hash", ""))):
                 raise SpikevaeError(f"{self.feature_path(method)}: the '{method}' features file is missing or "
                                     f"belongs to another run; rerun `spikevae run` with -o {self.out_dir} to rebuild it")
             if electrode is None:
                 with self._open_read() as f:
                     electrode = f["spikes/electrode"][()]
-            a["features"] = DiskWaveforms(self.feature_path(method), electrode, a.pop("feature_row"),
-                                          int(attrs["n_features"]))
+            a["features"] = DiskWaveforms(self.feature_path(method), electrode, rows, int(attrs["n_features"]))
         return Embedding(a["features"], method, attrs.get("params", {}),
                          a.get("noise_features"), a.get("noise_electrode"), a.get("noise_rate_hz"))
 
@@ -573,6 +584,13 @@ class RunStore:
 
 
 # Module-level conveniences used by the CLI commands of each stage.
+def _equal_to_dataset(values: np.ndarray, ds, block: int = 1 << 20) -> bool:
+    """Whether the 1-D HDF5 dataset ``ds`` holds ``values``, read a block at a time (no copy of it all)."""
+    if ds.shape != values.shape:
+        return False
+    return all(np.array_equal(ds[a:a + block], values[a:a + block]) for a in range(0, values.size, block))
+
+
 def load_spikes(out_dir) -> Spikes:
     """Spikes of the run in ``out_dir``."""
     return RunStore(out_dir).load_spikes()

@@ -214,7 +214,12 @@ def test_a_run_holds_spike_times_and_electrodes_once(recording, tmp_path):
     sp, so, feats = res.spikes, res.sorting, res.embeddings["pca"].features
     assert np.shares_memory(sp.sample_index, so.sample_index) and np.shares_memory(sp.electrode, so.electrode)
     assert sp.waveforms.electrode is sp.electrode and feats.electrode is sp.electrode
+    assert feats.row is sp.waveforms.row  # the features of every waveform, in order: one row map
     stored = RunStore(tmp_path / "run")
+    loaded = stored.load_spikes()
+    emb = stored.load_embedding("pca", loaded.electrode, loaded.waveforms.row)  # as a resumed run loads them
+    assert emb.features.row is loaded.waveforms.row
+    np.testing.assert_array_equal(np.asarray(emb.features), np.asarray(feats))
     np.testing.assert_array_equal(sp.sample_index, stored.load_spikes().sample_index)
     np.testing.assert_array_equal(np.asarray(sp.waveforms), np.asarray(stored.load_spikes().waveforms))
     # a sorting that does not start with the spikes leaves them as they are
@@ -222,6 +227,30 @@ def test_a_run_holds_spike_times_and_electrodes_once(recording, tmp_path):
     other.sample_index[0] += 1
     same, _ = share_detected_columns(stored.load_spikes(), {}, other)
     assert not np.shares_memory(same.sample_index, other.sample_index)
+
+
+def test_features_of_a_subset_of_stored_waveforms_have_their_own_row_map(stored, tmp_path, monkeypatch):
+    """After artefact rejection the waveform rows have gaps: the features' rows are not the waveforms',
+    from the first block that differs, and every spike still reads its own features (here and reloaded)."""
+    import spikevae.features.base as fbase
+    from spikevae.features.base import transform_to_file
+    from spikevae.features.pca import PCAFeatures
+    from spikevae.objects import Spikes
+
+    monkeypatch.setattr(fbase, "TRANSFORM_BLOCK", 10)
+    monkeypatch.setattr(fbase, "STREAM_BLOCK", 20)
+    disk, wf, el = stored
+    sp = Spikes(np.arange(el.size), el, disk, wf[:, 3], np.ones(6), 30000.0, 3, [str(i) for i in range(6)])
+    keep = np.arange(el.size) < 45  # the first blocks keep every row, so the rows part from block 3 on
+    keep[45:] = np.arange(el.size - 45) % 3 != 0
+    sub = sp.subset(keep)
+    ex = PCAFeatures(n_components=3).fit(sub)
+    emb = transform_to_file(ex, sub, tmp_path / "f.h5", {"hash": "h"})
+    assert emb.features.row is not sub.waveforms.row
+    assert not np.array_equal(emb.features.row, sub.waveforms.row)
+    np.testing.assert_array_equal(np.asarray(emb.features), ex.transform(sub).features)
+    whole = transform_to_file(ex, sp, tmp_path / "g.h5", {"hash": "h"})
+    assert whole.features.row is sp.waveforms.row
 
 
 def test_a_subset_of_spikes_keeps_one_electrode_array_for_spikes_and_waveforms(stored):

@@ -82,14 +82,17 @@ def transform_to_file(extractor: FeatureExtractor, spikes: Spikes, path, attrs: 
     attrs : dict, optional
         Attributes of the file (the run store sets ``hash``).
     """
-    from ..waveform_store import DiskWaveforms, WaveformWriter
+    from ..waveform_store import DiskWaveforms, WaveformWriter, is_lazy
 
     n = spikes.n_spikes
     step = int(extractor.stream_block())
     if n == 0:
         return extractor.transform(spikes)
     n_el = int(spikes.electrode.max()) + 1
-    rows = np.empty(n, dtype=np.int32)  # each spike's row in its electrode's dataset
+    # each spike's row in its electrode's dataset: where they are the waveforms' rows (the features of
+    # every stored waveform, in order), the waveforms' row map is shared, not held twice
+    same = spikes.waveforms.row if is_lazy(spikes.waveforms) else None
+    rows = None
     writer, params, method = None, {}, extractor.method
     try:
         for a in range(0, n, step):
@@ -98,14 +101,20 @@ def transform_to_file(extractor: FeatureExtractor, spikes: Spikes, path, attrs: 
             if writer is None:
                 writer = WaveformWriter(path, n_el, part.features.shape[1], attrs)
                 params, method = part.params, part.method
-            rows[a:b] = writer.append(spikes.electrode[a:b], part.features)
+            got = writer.append(spikes.electrode[a:b], part.features)
+            if rows is None and (same is None or not np.array_equal(got, same[a:b])):
+                rows = np.empty(n, dtype=np.int32)
+                rows[:a] = same[:a] if same is not None else 0
+            if rows is not None:
+                rows[a:b] = got
             del part
         writer.close()
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    return Embedding(DiskWaveforms(path, spikes.electrode, rows, writer.n_samples), method, params)
+    return Embedding(DiskWaveforms(path, spikes.electrode, same if rows is None else rows, writer.n_samples),
+                     method, params)
 
 
 def blocks(n: int, size: int | None = None):

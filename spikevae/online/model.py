@@ -323,7 +323,7 @@ def load_online_model(run_dir, method: str | None = None) -> OnlineModel:
     spikes = store.load_spikes()
     if spikes.group_channels is not None:
         raise SpikevaeError(f"{run}: online classification of channel groups (input.groups) is not supported")
-    emb = store.load_embedding(method, spikes.electrode).in_memory()
+    emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None)).in_memory()
     labels = labels_of_spikes(spikes, store.load_sorting(method))
     ex, what = _extractor(run, method, cfg, spikes, emb.features)
     n_feat = emb.features.shape[1] if cfg.cluster.n_features <= 0 else min(cfg.cluster.n_features,

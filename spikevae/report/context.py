@@ -136,10 +136,11 @@ def context_from_run(out_dir, gt: Sorting | None = None, main_method: str | None
         raise SpikevaeError(f"{out}: no sorting '{main_method}' in the run store (it has {', '.join(methods)}); "
                             "pass one of those to --method")
     sortings = {m: store.load_sorting(out, m) for m in methods}
+    spikes, run_store = store.load_spikes(out), store.RunStore(out)
     embeddings = {}
-    for g in info.get("embeddings", []):
+    for g in info.get("embeddings", []):  # sharing the spikes' electrode array and, where equal, row map
         m = g.split("/")[-1]
-        embeddings[m] = store.load_embedding(out, m)
+        embeddings[m] = run_store.load_embedding(m, spikes.electrode, getattr(spikes.waveforms, "row", None))
     scores = None
     if gt is not None:
         from ..compare import compare_sortings
@@ -148,8 +149,7 @@ def context_from_run(out_dir, gt: Sorting | None = None, main_method: str | None
     else:
         scores = _read_json(out / "scores.json")
     history = _read_json(out / "vae_model" / "history.json")
-    return ReportContext(spikes=store.load_spikes(out), sortings=sortings,
-                         artefacts=store.RunStore(out).load_artefacts(),
+    return ReportContext(spikes=spikes, sortings=sortings, artefacts=run_store.load_artefacts(),
                          main_method=main if main in sortings else None, embeddings=embeddings,
                          recording_info=_as_dict(info.get("recording")), config=cfg,
                          timings=_as_dict(info.get("timings")), history=history, gt_scores=scores,
