@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from .objects import Sorting, group_indices
+from .objects import Sorting, SortingFile
 
 WELL_DETECTED = 0.8
 
@@ -56,28 +56,129 @@ def match_times(a: np.ndarray, b: np.ndarray, tol: int) -> tuple[np.ndarray, np.
     return oa[np.asarray(out_a, np.int64)], ob[np.asarray(out_b, np.int64)]
 
 
-def _unit_times(s: Sorting, groups: dict | None = None, units=None) -> dict[int, np.ndarray]:
-    """Sorted spike times of each unit (of ``units``, default all; ``groups``: :func:`group_indices` of
-    ``s.unit`` when the caller has it)."""
-    groups = group_indices(s.unit) if groups is None else groups
-    units = [u for u in groups if u >= 0] if units is None else units
-    return {int(u): np.sort(s.sample_index[groups[u]]) for u in units}
+#: Spikes (of the ground truth and the sorting together) whose times one batch of electrodes gathers
+#: when two sortings are compared: memory holds one batch's, not every spike's.
+SCORE_BATCH = 1 << 21
+#: Spikes read or sliced at a time in each pass over a sorting.
+PASS_BLOCK = 1 << 20
 
 
-def _unit_groups(s: Sorting) -> tuple[dict, dict[int, int]]:
-    """Each unit's spike indices (int32 groups, no copy of the times) and its electrode."""
-    groups = group_indices(s.unit)
-    elec = {u: int(np.bincount(s.electrode[idx]).argmax()) for u, idx in groups.items() if u >= 0}
-    return groups, elec
+def _blocks(s, offset: int = 0):
+    """``(sample_index + offset, electrode, unit)`` of ``s`` (a Sorting in memory, or a
+    :class:`~spikevae.objects.SortingFile` read from its file) a block at a time."""
+    if isinstance(s, SortingFile):
+        for t, e, u in s.blocks(PASS_BLOCK):
+            yield (t + offset if offset else t), e, u
+        return
+    for a in range(0, s.sample_index.size, PASS_BLOCK):
+        b = a + PASS_BLOCK
+        t = s.sample_index[a:b]
+        yield (t + offset if offset else t), s.electrode[a:b], s.unit[a:b]
 
 
-def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int, use_electrodes: bool | None = None):
+def _census(s) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
+    """Sorted unit ids of ``s`` (without -1), each unit's electrode (the most common of its spikes; the
+    lowest of a tie) and spike count, and whether any spike has an electrode other than 0: one pass of
+    counts per (unit, electrode) pair, nothing per spike."""
+    counts: dict[int, int] = {}
+    nonzero = False
+    for _, e, u in _blocks(s):
+        nonzero = nonzero or bool(np.any(e != 0))
+        key = (u.astype(np.int64) << 32) | e.astype(np.int64)  # electrode indices are >= 0 and < 2**32
+        k, c = np.unique(key[u >= 0], return_counts=True)
+        for kk, cc in zip(k.tolist(), c.tolist()):
+            counts[kk] = counts.get(kk, 0) + cc
+    per_unit: dict[int, list] = {}
+    for kk in sorted(counts):  # by unit, then electrode: the first largest count is the lowest electrode
+        u, e, c = kk >> 32, kk & 0xFFFFFFFF, counts[kk]
+        best = per_unit.setdefault(u, [e, 0, 0])
+        best[2] += c
+        if c > best[1]:
+            best[0], best[1] = e, c
+    ids = np.array(sorted(per_unit), dtype=np.int64)
+    elec = np.array([per_unit[u][0] for u in ids.tolist()], dtype=np.int64)
+    n = np.array([per_unit[u][2] for u in ids.tolist()], dtype=np.int64)
+    return ids, elec, n, nonzero
+
+
+def _unit_times(s, units: np.ndarray, offset: int = 0) -> dict[int, np.ndarray]:
+    """Sorted spike times of each unit of ``units`` (one pass over ``s``; only their spikes are kept)."""
+    want = np.sort(np.asarray(units, dtype=np.int64))
+    if want.size == 0:
+        return {}
+    ts, us = [], []
+    for t, _, u in _blocks(s, offset):
+        pos = np.minimum(np.searchsorted(want, u), want.size - 1)
+        hit = want[pos] == u
+        ts.append(t[hit])
+        us.append(u[hit])
+    t, u = np.concatenate(ts), np.concatenate(us).astype(np.int64)
+    order = np.lexsort((t, u))
+    t, u = t[order], u[order]
+    cuts = np.searchsorted(u, want)
+    bounds = np.append(cuts, u.size)
+    return {int(x): t[bounds[i]:bounds[i + 1]] for i, x in enumerate(want.tolist())}
+
+
+def _batches(blocks: list, n_gt: dict, n_s: dict, limit: int) -> list[list]:
+    """``blocks`` (one ``(gt units, sorted units)`` pair per electrode) in batches of at most ``limit``
+    spikes of both sides (an electrode with more is a batch of its own)."""
+    out, size = [[]], 0
+    for g_units, s_units in blocks:
+        n = sum(n_gt[g] for g in g_units) + sum(n_s[u] for u in s_units)
+        if out[-1] and size + n > limit:
+            out.append([])
+            size = 0
+        out[-1].append((g_units, s_units))
+        size += n
+    return out if out[-1] else []
+
+
+def _agreement(gt, sorting, tol: int, use_electrodes: bool | None, offset: int = 0):
+    """:func:`agreement_matrix`, with each side's unit electrodes: ``(gt_ids, gt_electrode, sorted_ids,
+    sorted_electrode, n_match, n_gt, n_sorted)``."""
+    gt_ids, g_el, n_gt, nonzero = _census(gt)
+    s_ids, s_el, n_s, _ = _census(sorting)
+    m = np.zeros((gt_ids.size, s_ids.size), dtype=np.int64)
+    use_elec = nonzero if use_electrodes is None else use_electrodes
+    g_elec = dict(zip(gt_ids.tolist(), g_el.tolist()))
+    s_elec = dict(zip(s_ids.tolist(), s_el.tolist()))
+    g_pos = {int(g): i for i, g in enumerate(gt_ids)}
+    s_pos = {int(u): j for j, u in enumerate(s_ids)}
+    if use_elec:  # a neuron is seen on one electrode: units of other electrodes cannot match it
+        blocks = [([g for g in g_elec if g_elec[g] == e], [u for u in s_elec if s_elec[u] == e])
+                  for e in sorted(set(g_elec.values()))]
+        batches = _batches([(g, u) for g, u in blocks if g and u], dict(zip(gt_ids.tolist(), n_gt.tolist())),
+                           dict(zip(s_ids.tolist(), n_s.tolist())), SCORE_BATCH)
+    else:
+        batches = [[(list(g_elec), list(s_elec))]]
+    for batch in batches:
+        g_batch = np.array([g for g_units, _ in batch for g in g_units], dtype=np.int64)
+        s_batch = np.array([u for _, s_units in batch for u in s_units], dtype=np.int64)
+        if not g_batch.size or not s_batch.size:
+            continue
+        gtt, srt = _unit_times(gt, g_batch, offset), _unit_times(sorting, s_batch)
+        for g_units, s_units in batch:
+            for g in g_units:
+                lo, hi = gtt[g][0] - tol, gtt[g][-1] + tol
+                for u in s_units:
+                    t = srt[u]
+                    t = t[(t >= lo) & (t <= hi)]
+                    if t.size:
+                        m[g_pos[g], s_pos[u]] = match_times(gtt[g], t, tol)[0].size
+        del gtt, srt
+    return gt_ids, g_el, s_ids, s_el, m, n_gt, n_s
+
+
+def agreement_matrix(gt, sorting, tol: int, use_electrodes: bool | None = None, offset: int = 0):
     """Matched-spike counts between every ground-truth and sorted unit.
 
     Units on different electrodes never match when ``use_electrodes`` is true; None (default)
-    uses electrodes when the ground truth has any electrode other than 0. With electrodes,
-    the units' spike times are gathered one electrode at a time (memory does not grow with
-    the recording beyond an int32 index per spike).
+    uses electrodes when the ground truth has any electrode other than 0. ``gt`` and ``sorting``
+    are :class:`~spikevae.objects.Sorting` objects or :class:`~spikevae.objects.SortingFile` files;
+    ``offset`` is added to the ground-truth times. With electrodes, spike times are gathered for a
+    batch of electrodes at a time (:data:`SCORE_BATCH` spikes), one pass over each side per batch:
+    memory holds one batch's times, not an index or a copy of every spike.
 
     Returns
     -------
@@ -85,32 +186,7 @@ def agreement_matrix(gt: Sorting, sorting: Sorting, tol: int, use_electrodes: bo
     n_match : ndarray of shape (n_gt, n_sorted), int
     n_gt, n_sorted : ndarray of spike counts per unit
     """
-    g_groups, g_elec = _unit_groups(gt)
-    s_groups, s_elec = _unit_groups(sorting)
-    gt_ids = np.array(sorted(g_elec), dtype=np.int64)
-    s_ids = np.array(sorted(s_elec), dtype=np.int64)
-    m = np.zeros((gt_ids.size, s_ids.size), dtype=np.int64)
-    use_elec = bool(np.any(gt.electrode != 0)) if use_electrodes is None else use_electrodes
-    g_pos = {int(g): i for i, g in enumerate(gt_ids)}
-    s_pos = {int(u): j for j, u in enumerate(s_ids)}
-    if use_elec:  # a neuron is seen on one electrode: units of other electrodes cannot match it
-        blocks = [([g for g in g_elec if g_elec[g] == e], [u for u in s_elec if s_elec[u] == e])
-                  for e in sorted(set(g_elec.values()))]
-    else:
-        blocks = [(list(g_elec), list(s_elec))]
-    for g_units, s_units in blocks:
-        if not g_units or not s_units:
-            continue
-        gtt, srt = _unit_times(gt, g_groups, g_units), _unit_times(sorting, s_groups, s_units)
-        for g in g_units:
-            lo, hi = gtt[g][0] - tol, gtt[g][-1] + tol
-            for u in s_units:
-                t = srt[u]
-                t = t[(t >= lo) & (t <= hi)]
-                if t.size:
-                    m[g_pos[g], s_pos[u]] = match_times(gtt[g], t, tol)[0].size
-    n_gt = np.array([g_groups[int(g)].size for g in gt_ids], dtype=np.int64)
-    n_s = np.array([s_groups[int(u)].size for u in s_ids], dtype=np.int64)
+    gt_ids, _, s_ids, _, m, n_gt, n_s = _agreement(gt, sorting, tol, use_electrodes, offset)
     return gt_ids, s_ids, m, n_gt, n_s
 
 
@@ -143,13 +219,11 @@ def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_
 
         raise SpikevaeError(f"ground truth is at {gt.fs:g} Hz but the sorting at {sorting.fs:g} Hz; they must match")
     tol = int(round(tol_ms * 1e-3 * gt.fs))
-    if offset_samples:
-        gt = Sorting(gt.sample_index + int(offset_samples), gt.electrode, gt.unit, gt.fs)
-    gt_ids, s_ids, m, n_gt, n_s = agreement_matrix(gt, sorting, tol, use_electrodes)
+    gt_ids, g_el, s_ids, _, m, n_gt, n_s = _agreement(gt, sorting, tol, use_electrodes, int(offset_samples))
     acc_mat = m / np.maximum(n_gt[:, None] + n_s[None, :] - m, 1)
     rows, cols = linear_sum_assignment(-acc_mat) if m.size else (np.zeros(0, int), np.zeros(0, int))
     match = {int(r): int(c) for r, c in zip(rows, cols) if m[r, c] > 0}
-    g_elec = gt.unit_electrode()
+    g_elec = dict(zip(gt_ids.tolist(), g_el.tolist()))
     units = []
     for i, g in enumerate(gt_ids):
         j = match.get(i)
@@ -230,12 +304,12 @@ def agreement(a: Sorting, b: Sorting, tol_ms: float = 0.4, use_electrodes: bool 
     if abs(a.fs - b.fs) > 1e-6 * a.fs:
         raise SpikevaeError(f"the first sorting is at {a.fs:g} Hz but the second at {b.fs:g} Hz; they must match")
     tol = int(round(tol_ms * 1e-3 * a.fs))
-    a_ids, b_ids, m, n_a, n_b = agreement_matrix(a, b, tol, use_electrodes)
+    a_ids, a_el, b_ids, b_el, m, n_a, n_b = _agreement(a, b, tol, use_electrodes)
     acc = m / np.maximum(n_a[:, None] + n_b[None, :] - m, 1)
     rows, cols = linear_sum_assignment(-acc) if m.size else (np.zeros(0, int), np.zeros(0, int))
     pairs = [(int(r), int(c)) for r, c in zip(rows, cols) if m[r, c] > 0]
-    side_a = _side(a, a_ids, b_ids, n_a, m, acc, {r: c for r, c in pairs})
-    side_b = _side(b, b_ids, a_ids, n_b, m.T, acc.T, {c: r for r, c in pairs})
+    side_a = _side(a_ids, a_el, b_ids, n_a, m, acc, {r: c for r, c in pairs})
+    side_b = _side(b_ids, b_el, a_ids, n_b, m.T, acc.T, {c: r for r, c in pairs})
     return {
         "n_units_a": int(a_ids.size), "n_units_b": int(b_ids.size),
         "n_spikes_a": int(n_a.sum()), "n_spikes_b": int(n_b.sum()),
@@ -248,12 +322,11 @@ def agreement(a: Sorting, b: Sorting, tol_ms: float = 0.4, use_electrodes: bool 
     }
 
 
-def _side(s: Sorting, ids, other_ids, n, m, acc, match: dict) -> list[dict]:
-    elec = s.unit_electrode() if ids.size else {}
+def _side(ids, elec, other_ids, n, m, acc, match: dict) -> list[dict]:
     out = []
     for i, u in enumerate(ids):
         j = match.get(i)
-        out.append({"unit": int(u), "electrode": elec[int(u)], "n_spikes": int(n[i]),
+        out.append({"unit": int(u), "electrode": int(elec[i]), "n_spikes": int(n[i]),
                     "match": int(other_ids[j]) if j is not None else -1,
                     "n_common": int(m[i, j]) if j is not None else 0,
                     "agreement": float(acc[i, j]) if j is not None else 0.0,
@@ -306,6 +379,29 @@ def load_ground_truth(path, fs: float = 0.0) -> Sorting:
             raise SpikevaeError(f"{path}: file not found; pass a ground-truth .npz or .mat file")
         return read_mat_ground_truth(path, fs)
     return Sorting.load_npz(path)
+
+
+def open_ground_truth(path, fs: float = 0.0):
+    """:func:`load_ground_truth`, except that a ``.npz`` of integer arrays is opened as a
+    :class:`~spikevae.objects.SortingFile`, which scoring reads a block at a time instead of holding."""
+    from pathlib import Path
+
+    if Path(path).suffix.lower() == ".mat":
+        return load_ground_truth(path, fs)
+    return SortingFile.open(path)
+
+
+def spike_times_past(s, n_samples: int) -> tuple[int, int, int]:
+    """How many spikes of ``s`` (Sorting or SortingFile) lie at or past sample ``n_samples``, how many
+    spikes it has, and its last spike's sample (one pass)."""
+    late = n = 0
+    last = -1
+    for t, _, _ in _blocks(s):
+        late += int(np.count_nonzero(t >= n_samples))
+        n += t.size
+        if t.size:
+            last = max(last, int(t.max()))
+    return late, n, last
 
 
 def format_scores(scores: dict, label: str = "") -> str:

@@ -41,13 +41,10 @@ def _npz_ints(z, name: str, path, block: int = 1 << 20) -> np.ndarray:
     """Integer array ``name`` of the open .npz ``z``, as :func:`_narrow_ints` gives it, read a block at a
     time: an int64 file (numpy's default) is not first held whole as int64 (8 bytes a spike; a ground
     truth of hours has millions). Anything but a 1-D integer array is read whole and checked as before."""
-    from numpy.lib import format as npy
-
     from .errors import SpikevaeError
 
     with z.zip.open(f"{name}.npy") as f:
-        version = npy.read_magic(f)
-        shape, fortran, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(f)
+        shape, dtype = _npz_header(f)
         if len(shape) != 1 or dtype.kind not in "iu":
             return _narrow_ints(z[name], name)
         out = np.empty(shape[0], np.int32)
@@ -432,30 +429,7 @@ class Sorting:
     @classmethod
     def load_npz(cls, path) -> "Sorting":
         """Read a ``sorting.npz`` (or a ground truth in the same layout)."""
-        from .errors import SpikevaeError
-        from .store import check_output
-
-        import zipfile
-        from pathlib import Path
-
-        check_output(path)  # a run folder's sorting must be the one its run wrote
-        if not Path(path).is_file():
-            raise SpikevaeError(f"{path}: file not found; pass a sorting.npz or ground-truth .npz file")
-        if not zipfile.is_zipfile(path):  # numpy's own message would suggest allow_pickle, an unsafe fix
-            raise SpikevaeError(f"{path}: not an .npz file (an .npz is a zip archive of named arrays); pass a "
-                                "sorting.npz with sample_index, unit, fs and optionally electrode")
-        try:
-            z = np.load(path, allow_pickle=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-            raise SpikevaeError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}); "
-                                "the file may be damaged") from None
-        missing = [k for k in ("sample_index", "unit", "fs") if k not in z.files]
-        if missing:
-            raise SpikevaeError(
-                f"{path}: missing array(s) {', '.join(missing)}; a sorting file needs sample_index, unit, fs "
-                "(and optionally electrode); `spikevae compare` also reads other names (spike_times, "
-                "spike_clusters ...), phy/Kilosort and SpikeInterface sortings"
-            )
+        z = _open_sorting_npz(path)
         t = z["sample_index"]
         electrode = _npz_ints(z, "electrode", path) if "electrode" in z.files else np.zeros(t.shape[0], np.int32)
         return cls(t, electrode, _npz_ints(z, "unit", path), float(z["fs"]))
@@ -466,3 +440,104 @@ class Sorting:
             f"Sorting({len(self.unit_ids)} units, {self.unit.shape[0]} spikes "
             f"({n_sorted} sorted) at {self.fs:g} Hz)"
         )
+
+
+def _open_sorting_npz(path):
+    """The open .npz of a sorting (or ground truth) file, checked: it exists, is an .npz, and holds
+    ``sample_index``, ``unit`` and ``fs``; each problem is one clear error."""
+    import zipfile
+    from pathlib import Path
+
+    from .errors import SpikevaeError
+    from .store import check_output
+
+    check_output(path)  # a run folder's sorting must be the one its run wrote
+    if not Path(path).is_file():
+        raise SpikevaeError(f"{path}: file not found; pass a sorting.npz or ground-truth .npz file")
+    if not zipfile.is_zipfile(path):  # numpy's own message would suggest allow_pickle, an unsafe fix
+        raise SpikevaeError(f"{path}: not an .npz file (an .npz is a zip archive of named arrays); pass a "
+                            "sorting.npz with sample_index, unit, fs and optionally electrode")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
+        raise SpikevaeError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc}); "
+                            "the file may be damaged") from None
+    missing = [k for k in ("sample_index", "unit", "fs") if k not in z.files]
+    if missing:
+        raise SpikevaeError(
+            f"{path}: missing array(s) {', '.join(missing)}; a sorting file needs sample_index, unit, fs "
+            "(and optionally electrode); `spikevae compare` also reads other names (spike_times, "
+            "spike_clusters ...), phy/Kilosort and SpikeInterface sortings"
+        )
+    return z
+
+
+def _npz_header(f):
+    """Shape and dtype of the .npy stream ``f`` (left at the start of its data)."""
+    from numpy.lib import format as npy
+
+    version = npy.read_magic(f)
+    shape, _, dtype = (npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0)(f)
+    return shape, dtype
+
+
+class SortingFile:
+    """A sorting (or ground truth) in the ``sorting.npz`` layout, read from its file a block at a time on
+    each pass, never held whole: what scoring a sorting of hours against it needs (:mod:`spikevae.compare`).
+
+    :meth:`open` gives one for a file whose ``sample_index``, ``unit`` (and ``electrode``) are 1-D integer
+    arrays of one length, and the file read whole as a :class:`Sorting` otherwise.
+    """
+
+    def __init__(self, path, fs: float, n_spikes: int, has_electrode: bool):
+        self.path, self.fs, self.n_spikes, self.has_electrode = path, float(fs), int(n_spikes), has_electrode
+
+    @classmethod
+    def open(cls, path) -> "SortingFile | Sorting":
+        z = _open_sorting_npz(path)
+        names = ["sample_index", "unit"] + (["electrode"] if "electrode" in z.files else [])
+        lengths = set()
+        for name in names:
+            with z.zip.open(f"{name}.npy") as f:
+                shape, dtype = _npz_header(f)
+            if len(shape) != 1 or dtype.kind not in "iu":
+                return Sorting.load_npz(path)  # Sorting's own checks and conversions, on the whole file
+            lengths.add(shape[0])
+        if len(lengths) != 1:
+            return Sorting.load_npz(path)  # which names its mismatched lengths
+        return cls(path, float(z["fs"]), lengths.pop(), "electrode" in z.files)
+
+    def blocks(self, block: int = 1 << 20):
+        """``(sample_index int64, electrode, unit)`` of consecutive spikes, ``block`` at a time (electrode 0
+        for a file without electrodes)."""
+        import zipfile
+
+        from .errors import SpikevaeError
+
+        names = ["sample_index", "unit"] + (["electrode"] if self.has_electrode else [])
+        with zipfile.ZipFile(self.path) as zf:
+            streams = [zf.open(f"{name}.npy") for name in names]
+            try:
+                dtypes = [_npz_header(f)[1] for f in streams]
+                for i in range(0, self.n_spikes, block):
+                    m = min(block, self.n_spikes - i)
+                    parts = []
+                    for name, f, dt in zip(names, streams, dtypes):
+                        buf = f.read(m * dt.itemsize)
+                        if len(buf) != m * dt.itemsize:
+                            raise SpikevaeError(f"{self.path}: array {name!r} is shorter than its header says; "
+                                                "the file may be damaged")
+                        parts.append(np.frombuffer(buf, dtype=dt))
+                    e = parts[2] if self.has_electrode else np.zeros(m, np.int32)
+                    yield parts[0].astype(np.int64, copy=False), e, parts[1]
+            finally:
+                for f in streams:
+                    f.close()
+
+    def load(self) -> Sorting:
+        """The whole sorting in memory."""
+        return Sorting.load_npz(self.path)
+
+    def __repr__(self) -> str:
+        return f"SortingFile({self.path}, {self.n_spikes} spikes at {self.fs:g} Hz)"
+

@@ -484,8 +484,11 @@ def write_outputs(result: RunResult, config: PipelineConfig) -> None:
     write_text(out / "config.toml", to_toml(cfg))
 
 
-def check_ground_truth(gt, rec_info: dict) -> Sorting:
-    """Load the ground truth (path or Sorting) and check that it can belong to this recording.
+def check_ground_truth(gt, rec_info: dict):
+    """Open the ground truth (path or Sorting) and check that it can belong to this recording.
+
+    Returns the Sorting, or for a ``.npz`` file a :class:`~spikevae.objects.SortingFile` that scoring
+    reads a block at a time (a ground truth of hours is not held in memory).
 
     Raises
     ------
@@ -493,28 +496,28 @@ def check_ground_truth(gt, rec_info: dict) -> Sorting:
         When its sampling rate differs from the recording's, or its spikes lie past the
         recording's end (the ground truth of another recording scores 0 without a word).
     """
-    from .compare import load_ground_truth
+    from .compare import open_ground_truth, spike_times_past
 
     fs = float(rec_info["fs"])
-    g = gt if isinstance(gt, Sorting) else load_ground_truth(gt, fs)
+    g = gt if isinstance(gt, Sorting) else open_ground_truth(gt, fs)
     name = gt if not isinstance(gt, Sorting) else "the ground truth"
     if abs(g.fs - fs) > 1e-6 * fs:
         raise SpikevaeError(f"{name}: ground truth at {g.fs:g} Hz but the recording at {fs:g} Hz; "
                             "is it the ground truth of another recording?")
     n_samples = rec_info.get("n_samples") or int(round(rec_info["duration_s"] * fs)) + 1
-    late = int((g.sample_index >= n_samples).sum())
+    late, n, last = spike_times_past(g, n_samples)
     if late:
-        raise SpikevaeError(f"{name}: {late} of {g.sample_index.size} ground-truth spikes lie past the recording's "
-                            f"end ({g.sample_index.max() / fs:.2f} s > {n_samples / fs:.2f} s); "
+        raise SpikevaeError(f"{name}: {late} of {n} ground-truth spikes lie past the recording's "
+                            f"end ({last / fs:.2f} s > {n_samples / fs:.2f} s); "
                             "is it the ground truth of another recording?")
     return g
 
 
 def score_run(result: RunResult, gt) -> dict:
     """Score every sorting of the run against ground truth; writes ``scores.json``."""
-    from .compare import compare_sortings, load_ground_truth
+    from .compare import compare_sortings, open_ground_truth
 
-    gt_sorting = gt if isinstance(gt, Sorting) else load_ground_truth(gt, result.sorting.fs)
+    gt_sorting = gt if isinstance(gt, Sorting) else open_ground_truth(gt, result.sorting.fs)
     scores = {m: compare_sortings(gt_sorting, s) for m, s in result.sortings.items()}
     write_text(result.out_dir / "scores.json", json.dumps(scores, indent=2))
     return scores

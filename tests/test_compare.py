@@ -98,3 +98,76 @@ def test_npz_labels_are_read_a_block_at_a_time_into_int32_where_they_fit(tmp_pat
     np.savez(tmp_path / "float.npz", sample_index=t[:3], unit=np.array([0.0, 1.0, 1.5]), fs=FS)
     with pytest.raises(ValueError, match="integers"):
         Sorting.load_npz(tmp_path / "float.npz")
+
+
+def _gt_and_sorting(seed=0, n_el=6, per_el=3, duration=300_000):
+    """A ground truth of ``n_el`` x ``per_el`` units and a sorting of it: jittered, 10 % missed, noise added,
+    labels permuted, one unit split in two and one merged with its neighbour."""
+    rng = np.random.default_rng(seed)
+    t, e, u = [], [], []
+    for k in range(n_el * per_el):
+        n = int(rng.integers(50, 300))
+        t.append(np.sort(rng.choice(duration, n, replace=False)))
+        e.append(np.full(n, k // per_el))
+        u.append(np.full(n, k))
+    t, e, u = np.concatenate(t), np.concatenate(e), np.concatenate(u)
+    order = np.argsort(t, kind="stable")
+    gt = Sorting(t[order], e[order], u[order], 30000.0)
+    keep = rng.random(t.size) > 0.1
+    st = t[keep] + rng.integers(-8, 9, keep.sum())
+    su = (u[keep] * 7 + 3) % 101  # other ids
+    su[(u[keep] == 4) & (rng.random(keep.sum()) < 0.5)] = 500  # unit 4 split
+    su[u[keep] == 8] = (7 * 7 + 3) % 101  # unit 8 merged into unit 7's
+    noise = rng.integers(0, duration, 400)
+    st, se = np.r_[st, noise], np.r_[e[keep], rng.integers(0, n_el, 400)]
+    su = np.r_[su, rng.integers(-1, 101, 400)]
+    order = np.argsort(st, kind="stable")
+    return gt, Sorting(st[order], se[order], su[order], 30000.0)
+
+
+@pytest.mark.parametrize("use_electrodes", [None, False])
+def test_scores_against_a_file_read_in_batches_equal_those_in_memory(tmp_path, monkeypatch, use_electrodes):
+    """A ground truth of hours is scored from its file a batch of electrodes at a time, each pass reading
+    blocks: the scores are those of the whole thing in memory, with or without an offset."""
+    import spikevae.compare as compare
+    from spikevae.objects import SortingFile
+
+    gt, s = _gt_and_sorting()
+    whole = [compare_sortings(gt, s, use_electrodes=use_electrodes, offset_samples=k) for k in (0, 5)]
+    assert 0.2 < whole[0]["mean_accuracy"] < 0.95 and whole[0]["n_gt_units"] == 18
+    gt.save_npz(tmp_path / "gt.npz")
+    passes = []
+    real = compare._unit_times
+    monkeypatch.setattr(compare, "_unit_times", lambda *a, **k: passes.append(1) or real(*a, **k))
+    monkeypatch.setattr(compare, "SCORE_BATCH", 700)  # batches of a few electrodes
+    monkeypatch.setattr(compare, "PASS_BLOCK", 333)  # blocks that cut through units and electrodes
+    f = SortingFile.open(tmp_path / "gt.npz")
+    assert isinstance(f, SortingFile) and f.n_spikes == gt.sample_index.size
+    for k, ref in zip((0, 5), whole):
+        passes.clear()
+        assert compare_sortings(f, s, use_electrodes=use_electrodes, offset_samples=k) == ref
+        # one pass over each side per batch: one batch without electrodes, several with them
+        assert len(passes) == 2 if use_electrodes is False else len(passes) >= 6, len(passes)
+        assert compare_sortings(gt, s, use_electrodes=use_electrodes, offset_samples=k) == ref
+    a = compare.agreement(gt, s)
+    assert a["units_a"][0]["electrode"] == 0 and a["n_units_b"] == len(np.unique(s.unit[s.unit >= 0]))
+
+
+def test_a_ground_truth_file_that_is_not_integer_arrays_is_read_whole(tmp_path):
+    from spikevae.objects import SortingFile
+
+    np.savez(tmp_path / "f.npz", sample_index=np.array([10.0, 20.0]), unit=np.array([0, 1]), fs=30000.0)
+    np.savez_compressed(tmp_path / "c.npz", sample_index=np.array([10, 20]), unit=np.array([0, 1]),
+                        electrode=np.array([2, 3]), fs=30000.0)
+    assert isinstance(SortingFile.open(tmp_path / "f.npz"), Sorting)
+    c = SortingFile.open(tmp_path / "c.npz")
+    assert isinstance(c, SortingFile)
+    (t, e, u), = list(c.blocks())
+    assert t.tolist() == [10, 20] and e.tolist() == [2, 3] and u.tolist() == [0, 1] and t.dtype == np.int64
+    with pytest.raises(SpikevaeError, match="missing array"):
+        SortingFile.open(_npz(tmp_path / "m.npz", sample_index=np.array([1]), fs=30000.0))
+
+
+def _npz(path, **arrays):
+    np.savez(path, **arrays)
+    return path

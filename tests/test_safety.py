@@ -276,7 +276,8 @@ def test_ground_truth_of_another_recording_stops_the_run_before_sorting(small_ru
 
 def test_a_ground_truth_file_is_checked_first_and_read_again_for_the_scores(small_run, tmp_path, monkeypatch):
     """A --gt file is read before the sort (a wrong one stops the run at once), not held through it (24 bytes a
-    spike over hours), and read again for the scores, which equal those of the same ground truth in memory."""
+    spike over hours), and read again, a block at a time, for the scores, which equal those of the same ground
+    truth in memory."""
     import json
 
     import spikevae.compare as compare
@@ -285,11 +286,13 @@ def test_a_ground_truth_file_is_checked_first_and_read_again_for_the_scores(smal
     rec, out = small_run
     gt = _simulate(__import__("spikevae.synth", fromlist=["simulate_recording"]).simulate_recording)[1]
     gt.save_npz(tmp_path / "gt.npz")
-    reads = []
-    real = compare.load_ground_truth
-    monkeypatch.setattr(compare, "load_ground_truth", lambda *a, **k: reads.append(a[0]) or real(*a, **k))
+    reads, opened = [], []
+    real = compare.open_ground_truth
+    monkeypatch.setattr(compare, "open_ground_truth",
+                        lambda *a, **k: reads.append(a[0]) or opened.append(real(*a, **k)) or opened[-1])
     from_file = run_pipeline(rec, load_config(), tmp_path / "file", gt=tmp_path / "gt.npz", report=False)
     assert reads == [tmp_path / "gt.npz"] * 2  # checked at the start, scored at the end
+    assert all(isinstance(g, compare.SortingFile) for g in opened)  # read a block at a time, never held whole
     in_memory = run_pipeline(rec, load_config(), tmp_path / "mem", gt=gt, report=False)
     assert from_file.scores == in_memory.scores
     assert json.loads((tmp_path / "file" / "scores.json").read_text()) == from_file.scores
