@@ -60,7 +60,7 @@ def match_times(a: np.ndarray, b: np.ndarray, tol: int) -> tuple[np.ndarray, np.
 #: when two sortings are compared: memory holds one batch's, not every spike's.
 SCORE_BATCH = 1 << 21
 #: Spikes read or sliced at a time in each pass over a sorting.
-PASS_BLOCK = 1 << 20
+PASS_BLOCK = 1 << 18
 
 
 def _blocks(s, offset: int = 0):
@@ -102,22 +102,30 @@ def _census(s) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
 
 
 def _unit_times(s, units: np.ndarray, offset: int = 0) -> dict[int, np.ndarray]:
-    """Sorted spike times of each unit of ``units`` (one pass over ``s``; only their spikes are kept)."""
+    """Sorted spike times of each unit of ``units`` (one pass over ``s``): only their times are kept,
+    gathered per unit block by block (no index or copy of the batch's spikes beside them)."""
     want = np.sort(np.asarray(units, dtype=np.int64))
+    parts: dict[int, list] = {int(x): [] for x in want.tolist()}
     if want.size == 0:
         return {}
-    ts, us = [], []
     for t, _, u in _blocks(s, offset):
         pos = np.minimum(np.searchsorted(want, u), want.size - 1)
-        hit = want[pos] == u
-        ts.append(t[hit])
-        us.append(u[hit])
-    t, u = np.concatenate(ts), np.concatenate(us).astype(np.int64)
-    order = np.lexsort((t, u))
-    t, u = t[order], u[order]
-    cuts = np.searchsorted(u, want)
-    bounds = np.append(cuts, u.size)
-    return {int(x): t[bounds[i]:bounds[i + 1]] for i, x in enumerate(want.tolist())}
+        hit = np.flatnonzero(want[pos] == u)
+        if hit.size == 0:
+            continue
+        unit_pos = pos[hit]
+        order = np.argsort(unit_pos, kind="stable")
+        hit, unit_pos = hit[order], unit_pos[order]
+        starts = np.r_[0, np.flatnonzero(np.diff(unit_pos)) + 1]
+        for a, b in zip(starts, np.r_[starts[1:], hit.size]):
+            parts[int(want[unit_pos[a]])].append(t[hit[a:b]])
+    out = {}
+    for x, pieces in parts.items():
+        times = np.concatenate(pieces) if pieces else np.zeros(0, np.int64)
+        if times.size > 1 and np.any(times[1:] < times[:-1]):  # a file need not be in time order
+            times.sort(kind="stable")
+        out[x] = times
+    return out
 
 
 def _batches(blocks: list, n_gt: dict, n_s: dict, limit: int) -> list[list]:

@@ -149,6 +149,9 @@ def test_scores_against_a_file_read_in_batches_equal_those_in_memory(tmp_path, m
         # one pass over each side per batch: one batch without electrodes, several with them
         assert len(passes) == 2 if use_electrodes is False else len(passes) >= 6, len(passes)
         assert compare_sortings(gt, s, use_electrodes=use_electrodes, offset_samples=k) == ref
+    shuffled = np.random.default_rng(1).permutation(gt.sample_index.size)  # a file need not be in time order
+    Sorting(gt.sample_index[shuffled], gt.electrode[shuffled], gt.unit[shuffled], gt.fs).save_npz(tmp_path / "x.npz")
+    assert compare_sortings(SortingFile.open(tmp_path / "x.npz"), s, use_electrodes=use_electrodes) == whole[0]
     a = compare.agreement(gt, s)
     assert a["units_a"][0]["electrode"] == 0 and a["n_units_b"] == len(np.unique(s.unit[s.unit >= 0]))
 
