@@ -106,6 +106,20 @@ def in_time_order(t: np.ndarray, e: np.ndarray | None, block: int = 1 << 20) -> 
 GROUP_BLOCK = 1 << 18
 
 
+def count_values(values: np.ndarray, minlength: int = 0, lo: int = 0) -> np.ndarray:
+    """``np.bincount(values - lo, minlength=minlength)`` a block of :data:`GROUP_BLOCK` at a time:
+    ``np.bincount`` of a whole per-spike column first copies it to int64 (8 bytes a spike)."""
+    counts = np.zeros(minlength, np.int64)
+    for i in range(0, values.size, GROUP_BLOCK):
+        c = np.bincount(values[i:i + GROUP_BLOCK] - lo if lo else values[i:i + GROUP_BLOCK], minlength=minlength)
+        if c.size > counts.size:
+            c[:counts.size] += counts
+            counts = c
+        else:
+            counts[:c.size] += c
+    return counts
+
+
 def _counting_order(values: np.ndarray, lo: int, n_keys: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     """The stable sorting order of ``values`` (all within ``[lo, lo + n_keys)``, ``n_keys <= 2**15``) and
     each key's count.
@@ -114,9 +128,7 @@ def _counting_order(values: np.ndarray, lo: int, n_keys: int, dtype) -> tuple[np
     :data:`GROUP_BLOCK` elements is sorted on its own and written into the slots its keys have
     reached, so the order equals ``np.argsort(values, kind="stable")``.
     """
-    counts = np.zeros(n_keys, np.int64)
-    for i in range(0, values.size, GROUP_BLOCK):
-        counts += np.bincount(values[i:i + GROUP_BLOCK] - lo, minlength=n_keys)
+    counts = count_values(values, n_keys, lo)
     filled = np.cumsum(counts) - counts  # next free slot of each key
     order = np.empty(values.size, dtype)
     for i in range(0, values.size, GROUP_BLOCK):

@@ -16,7 +16,7 @@ import numpy as np
 
 from .config import config_hash, to_dict
 from .errors import SpikevaeError
-from .objects import Embedding, Sorting, Spikes
+from .objects import Embedding, Sorting, Spikes, count_values
 from .params import PipelineConfig
 from .recording import Recording
 from .store import (RUN_OUTPUT_PATTERNS, STORE_NAME, RunStore, check_writable, clear_outputs, record_outputs,
@@ -545,7 +545,7 @@ def summary(result: RunResult) -> dict:
         "input": result.recording_info.get("source"),
         "duration_s": result.recording_info.get("duration_s"),
         "electrodes": int(result.spikes.n_electrodes),
-        "electrodes_with_spikes": int(np.count_nonzero(np.bincount(result.spikes.electrode))),
+        "electrodes_with_spikes": int(np.count_nonzero(count_values(result.spikes.electrode))),
         "spikes": int(result.spikes.n_spikes),
         "sorted_spikes": int((s.unit >= 0).sum()),
         "units": int(len(s.unit_ids)),

@@ -324,6 +324,21 @@ def test_group_indices_are_stable_int32_groups_of_each_value(monkeypatch, block)
     assert group_indices(np.zeros(0, np.int64)) == {}
 
 
+@pytest.mark.parametrize("block", [1 << 18, 37])
+def test_count_values_is_bincount_a_block_at_a_time(monkeypatch, block):
+    import spikevae.objects
+    from spikevae.objects import count_values
+
+    monkeypatch.setattr(spikevae.objects, "GROUP_BLOCK", block)
+    rng = np.random.default_rng(6)
+    values = rng.integers(0, 40, 5000).astype(np.int32)
+    values[:3000] %= 7  # the first blocks hold small values only: counts grow as later blocks arrive
+    assert np.array_equal(count_values(values), np.bincount(values))
+    assert np.array_equal(count_values(values, 96), np.bincount(values, minlength=96))
+    assert np.array_equal(count_values(values + 5, 50, lo=5), np.bincount(values, minlength=50))
+    assert count_values(np.zeros(0, np.int32), 4).tolist() == [0, 0, 0, 0]
+
+
 def test_metrics_of_large_electrodes_use_a_bounded_subsample_and_blockwise_means(monkeypatch):
     import spikevae.quality.compute as qc
 

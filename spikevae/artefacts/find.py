@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..objects import Spikes
+from ..objects import Spikes, count_values
 from .config import ArtefactConfig
 
 log = logging.getLogger(__name__)
@@ -304,7 +304,7 @@ def _warn_if_neurons(spikes: Spikes, art: Artefacts, cfg: ArtefactConfig) -> Non
     if amp_events.size == 0:
         return
     per_el = np.bincount(amp_events, minlength=spikes.n_electrodes)
-    total = np.maximum(np.bincount(spikes.electrode, minlength=spikes.n_electrodes), 1)
+    total = np.maximum(count_values(spikes.electrode, spikes.n_electrodes), 1)
     bad = np.flatnonzero((per_el >= 20) & (per_el > 0.05 * total))
     for el in bad[:5]:
         log.warning("electrode %s: %d of %d spikes are above artefact.max_amplitude_uv = %g µV and were removed; "

@@ -247,6 +247,27 @@ def _isolation_metrics(x: np.ndarray, labels: np.ndarray, units: list[int], cfg:
     return out
 
 
+def _unit_rows(spikes: Spikes, sorting: Sorting, match: "SpikeMatch", pos: np.ndarray, fs: float, n_samples: int,
+               duration_s: float, config) -> dict[int, dict]:
+    """Each sorted unit's electrode, position, spike-train and amplitude metrics."""
+    rows: dict[int, dict] = {}
+    for k, (u, sel) in enumerate(group_indices(sorting.unit).items()):
+        if k % 16 == 15:  # the units' freed blocks go back to the OS as the loop goes, not at the stage's end
+            release_memory()
+        if u < 0:
+            continue
+        e = int(np.bincount(sorting.electrode[sel]).argmax())
+        times = np.sort(sorting.sample_index[sel])
+        idx = match[sel]
+        idx = idx[(idx >= 0) & (sorting.electrode[sel] == e)]
+        rows[u] = {"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]) if e < spikes.n_electrodes else ""}
+        if e < spikes.n_electrodes:
+            rows[u] |= {"x_um": float(pos[e, 0]), "y_um": float(pos[e, 1])}
+        rows[u] |= _train_metrics(times, fs, n_samples, duration_s, config)
+        rows[u] |= _amplitude_metrics(spikes, idx, e, config)
+    return rows
+
+
 def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, duration_s: float,
                     features: np.ndarray | None = None, positions_um=None, n_jobs: int | None = None) -> list[dict]:
     """Quality metrics of every unit of ``sorting``, with the ``good`` label.
@@ -296,23 +317,8 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
     match = SpikeMatch(spikes, sorting)
     spike_unit = spike_units(spikes, sorting, match.index)
 
-    pos = electrode_positions(positions_um, spikes.n_electrodes)
-    rows: dict[int, dict] = {}
-    for k, (u, sel) in enumerate(group_indices(sorting.unit).items()):
-        if k % 16 == 15:  # the units' freed blocks go back to the OS as the loop goes, not at the stage's end
-            release_memory()
-        if u < 0:
-            continue
-        e = int(np.bincount(sorting.electrode[sel]).argmax())
-        times = np.sort(sorting.sample_index[sel])
-        idx = match[sel]
-        idx = idx[(idx >= 0) & (sorting.electrode[sel] == e)]
-        rows[u] = {"unit": u, "electrode": e, "channel_id": str(spikes.channel_ids[e]) if e < spikes.n_electrodes else ""}
-        if e < spikes.n_electrodes:
-            rows[u] |= {"x_um": float(pos[e, 0]), "y_um": float(pos[e, 1])}
-        rows[u] |= _train_metrics(times, fs, n_samples, duration_s, config)
-        rows[u] |= _amplitude_metrics(spikes, idx, e, config)
-
+    rows = _unit_rows(spikes, sorting, match, electrode_positions(positions_um, spikes.n_electrodes), fs,
+                      n_samples, duration_s, config)  # its unit groups (4 bytes a spike) are gone when it returns
     electrodes = []
     for e, idx in group_indices(spikes.electrode).items():
         units = sorted({int(u) for u in np.unique(spike_unit[idx]) if u >= 0 and rows.get(int(u), {}).get("electrode") == e})

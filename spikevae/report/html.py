@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from ..objects import count_values
 from . import figures as fg
 from . import plots
 
@@ -134,7 +135,7 @@ def summary_section(ctx, metrics: dict) -> str:
     facts = {k: ctx.recording_info[k] for k in ("source", "kind", "reader", "fs", "n_channels", "duration_s")
              if k in ctx.recording_info}
     facts["spikes"] = sp.n_spikes
-    facts["electrodes with spikes"] = f"{np.count_nonzero(np.bincount(sp.electrode))} of {sp.n_electrodes}"
+    facts["electrodes with spikes"] = f"{np.count_nonzero(count_values(sp.electrode))} of {sp.n_electrodes}"
     for m in ctx.methods:
         rows = metrics[m]
         facts[f"units ({m})"] = f"{len(rows)} ({sum(r['good'] for r in rows)} good)"
