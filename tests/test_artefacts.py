@@ -116,6 +116,8 @@ def test_injected_artefacts_are_found_and_leave_no_artefact_units(sim_with_artef
     assert len(rows) == a.n_events and {row["kind"] for row in rows} == {"coincident"}
     summary = json.loads((tmp_path / "on" / "summary.json").read_text())
     assert summary["artefacts"]["n_events"] == a.n_events
+    # the spikes kept are a subset of those stored: their features sit at the waveforms' rows, one row map
+    assert r.embeddings["pca"].features.row is r.spikes.waveforms.row and r.spikes.n_spikes < a.n_spikes_before
     off = run_pipeline(rec, load_config(overrides=["artefact.enabled=false"]), tmp_path / "off", gt=gt, report=False)
     assert _artefact_units(off.sorting, onsets) >= 5  # without rejection the artefacts form units
     assert not (tmp_path / "off" / "artefacts.csv").exists()

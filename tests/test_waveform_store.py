@@ -229,9 +229,9 @@ def test_a_run_holds_spike_times_and_electrodes_once(recording, tmp_path):
     assert not np.shares_memory(same.sample_index, other.sample_index)
 
 
-def test_features_of_a_subset_of_stored_waveforms_have_their_own_row_map(stored, tmp_path, monkeypatch):
-    """After artefact rejection the waveform rows have gaps: the features' rows are not the waveforms',
-    from the first block that differs, and every spike still reads its own features (here and reloaded)."""
+def test_features_of_a_subset_of_stored_waveforms_are_stored_at_the_waveforms_rows(stored, tmp_path, monkeypatch):
+    """After artefact rejection the waveform rows have gaps: the features are written at the same rows
+    (zeros between), so both keep one row map, and every spike reads its own features (here and reloaded)."""
     import spikevae.features.base as fbase
     from spikevae.features.base import transform_to_file
     from spikevae.features.pca import PCAFeatures
@@ -241,16 +241,33 @@ def test_features_of_a_subset_of_stored_waveforms_have_their_own_row_map(stored,
     monkeypatch.setattr(fbase, "STREAM_BLOCK", 20)
     disk, wf, el = stored
     sp = Spikes(np.arange(el.size), el, disk, wf[:, 3], np.ones(6), 30000.0, 3, [str(i) for i in range(6)])
-    keep = np.arange(el.size) < 45  # the first blocks keep every row, so the rows part from block 3 on
-    keep[45:] = np.arange(el.size - 45) % 3 != 0
+    keep = np.arange(el.size) % 3 != 0
+    keep[-200:] = False  # a run of rows removed at the end, too
     sub = sp.subset(keep)
     ex = PCAFeatures(n_components=3).fit(sub)
     emb = transform_to_file(ex, sub, tmp_path / "f.h5", {"hash": "h"})
-    assert emb.features.row is not sub.waveforms.row
-    assert not np.array_equal(emb.features.row, sub.waveforms.row)
+    assert emb.features.row is sub.waveforms.row
     np.testing.assert_array_equal(np.asarray(emb.features), ex.transform(sub).features)
-    whole = transform_to_file(ex, sp, tmp_path / "g.h5", {"hash": "h"})
-    assert whole.features.row is sp.waveforms.row
+    with h5py.File(tmp_path / "f.h5") as f:  # the rows of the spikes removed are zeros
+        on_2 = np.flatnonzero(el == 2)
+        gone = disk.row[on_2[~keep[on_2]]]
+        gone = gone[gone < f["e2"].shape[0]]
+        assert gone.size and not f["e2"][()][gone].any()
+
+
+def test_writer_puts_rows_where_asked_and_refuses_rows_that_go_back(tmp_path):
+    from spikevae.waveform_store import WaveformWriter
+
+    w = WaveformWriter(tmp_path / "w.h5", 2, 2)
+    x = np.arange(10, dtype=np.float32).reshape(5, 2) + 1
+    assert w.append(np.array([0, 1, 0, 0, 1]), x, rows=np.array([1, 0, 2, 5, 3])).tolist() == [1, 0, 2, 5, 3]
+    assert w.append(np.array([0]), x[:1], rows=np.array([6])).tolist() == [6]
+    with pytest.raises(ValueError, match="must increase"):
+        w.append(np.array([1]), x[:1], rows=np.array([2]))
+    w.close()
+    with h5py.File(tmp_path / "w.h5") as f:
+        np.testing.assert_array_equal(f["e0"][()], [[0, 0], x[0], x[2], [0, 0], [0, 0], x[3], x[0]])
+        np.testing.assert_array_equal(f["e1"][()], [x[1], [0, 0], [0, 0], x[4]])
 
 
 def test_a_subset_of_spikes_keeps_one_electrode_array_for_spikes_and_waveforms(stored):

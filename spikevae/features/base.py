@@ -89,10 +89,10 @@ def transform_to_file(extractor: FeatureExtractor, spikes: Spikes, path, attrs: 
     if n == 0:
         return extractor.transform(spikes)
     n_el = int(spikes.electrode.max()) + 1
-    # each spike's row in its electrode's dataset: where they are the waveforms' rows (the features of
-    # every stored waveform, in order), the waveforms' row map is shared, not held twice
+    # each spike's row in its electrode's dataset: with the waveforms on disk, their own rows (after artefact
+    # rejection, a subset's rows, with the rows between left zero), so both share one row map
     same = spikes.waveforms.row if is_lazy(spikes.waveforms) else None
-    rows = None
+    rows = None if same is not None else np.empty(n, dtype=np.int32)
     writer, params, method = None, {}, extractor.method
     try:
         for a in range(0, n, step):
@@ -101,10 +101,7 @@ def transform_to_file(extractor: FeatureExtractor, spikes: Spikes, path, attrs: 
             if writer is None:
                 writer = WaveformWriter(path, n_el, part.features.shape[1], attrs)
                 params, method = part.params, part.method
-            got = writer.append(spikes.electrode[a:b], part.features)
-            if rows is None and (same is None or not np.array_equal(got, same[a:b])):
-                rows = np.empty(n, dtype=np.int32)
-                rows[:a] = same[:a] if same is not None else 0
+            got = writer.append(spikes.electrode[a:b], part.features, None if same is None else same[a:b])
             if rows is not None:
                 rows[a:b] = got
             del part

@@ -52,13 +52,20 @@ class WaveformWriter:
         self._buffers: dict[int, list[np.ndarray]] = {}
         self._buffered = np.zeros(self.n_electrodes, dtype=np.int64)
 
-    def append(self, electrode: np.ndarray, waveforms: np.ndarray) -> np.ndarray:
+    def append(self, electrode: np.ndarray, waveforms: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
         """Add ``waveforms`` (n, n_samples) of electrodes ``electrode`` (n,); returns each one's row
-        inside its electrode's dataset (rows are numbered in the order they were appended)."""
+        inside its electrode's dataset (rows are numbered in the order they were appended).
+
+        ``rows``, when given, are the rows to put them at instead: increasing within each electrode and
+        past the rows already there; the rows skipped are zeros. (The features of a subset of stored
+        waveforms are written at the waveforms' own rows, so that both files share one row map.)
+        """
         electrode = np.asarray(electrode, dtype=np.int64)
         waveforms = np.asarray(waveforms, dtype=np.float32)
         if waveforms.ndim != 2 or waveforms.shape != (electrode.size, self.n_samples):
             raise ValueError(f"waveforms {waveforms.shape} do not match {electrode.size} spikes x {self.n_samples}")
+        if rows is not None and np.shape(rows) != electrode.shape:
+            raise ValueError(f"rows {np.shape(rows)} do not match {electrode.size} spikes")
         row = np.empty(electrode.size, dtype=np.int64)
         if electrode.size == 0:
             return row
@@ -66,10 +73,20 @@ class WaveformWriter:
         bounds = np.flatnonzero(np.diff(electrode[order])) + 1
         for part in np.split(order, bounds):
             e = int(electrode[part[0]])
-            row[part] = self._count[e] + np.arange(part.size)
-            self._count[e] += part.size
-            self._buffers.setdefault(e, []).append(waveforms[part])
-            self._buffered[e] += part.size
+            data = waveforms[part]
+            if rows is None:
+                row[part] = self._count[e] + np.arange(part.size)
+            else:
+                at = np.asarray(rows)[part].astype(np.int64) - self._count[e]
+                if at[0] < 0 or np.any(np.diff(at) <= 0):
+                    raise ValueError(f"rows of electrode {e} must increase past the {self._count[e]} written")
+                if at[-1] + 1 != part.size:  # rows skipped: zeros between
+                    data = np.zeros((int(at[-1]) + 1, self.n_samples), np.float32)
+                    data[at] = waveforms[part]
+                row[part] = self._count[e] + at
+            self._count[e] += data.shape[0]
+            self._buffers.setdefault(e, []).append(data)
+            self._buffered[e] += data.shape[0]
             if self._buffered[e] >= BUFFER_ROWS:
                 self._flush(e)
         return row
