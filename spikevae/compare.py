@@ -83,6 +83,8 @@ def _census(s) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool]:
     counts: dict[int, int] = {}
     nonzero = False
     for _, e, u in _blocks(s):
+        if e.size and e.min() < 0:
+            raise ValueError(f"electrode indices must be >= 0, got {int(e.min())}")
         nonzero = nonzero or bool(np.any(e != 0))
         key = (u.astype(np.int64) << 32) | e.astype(np.int64)  # electrode indices are >= 0 and < 2**32
         k, c = np.unique(key[u >= 0], return_counts=True)
@@ -105,9 +107,9 @@ def _unit_times(s, units: np.ndarray, offset: int = 0) -> dict[int, np.ndarray]:
     """Sorted spike times of each unit of ``units`` (one pass over ``s``): only their times are kept,
     gathered per unit block by block (no index or copy of the batch's spikes beside them)."""
     want = np.sort(np.asarray(units, dtype=np.int64))
-    parts: dict[int, list] = {int(x): [] for x in want.tolist()}
     if want.size == 0:
         return {}
+    parts: dict[int, list] = {int(x): [] for x in want.tolist()}
     for t, _, u in _blocks(s, offset):
         pos = np.minimum(np.searchsorted(want, u), want.size - 1)
         hit = np.flatnonzero(want[pos] == u)
@@ -198,14 +200,15 @@ def agreement_matrix(gt, sorting, tol: int, use_electrodes: bool | None = None, 
     return gt_ids, s_ids, m, n_gt, n_s
 
 
-def compare_sortings(gt: Sorting, sorting: Sorting, tol_ms: float = 0.4, offset_samples: int = 0,
+def compare_sortings(gt: Sorting | SortingFile, sorting: Sorting | SortingFile, tol_ms: float = 0.4, offset_samples: int = 0,
                      use_electrodes: bool | None = None) -> dict:
     """Score ``sorting`` against ground truth ``gt``.
 
     Parameters
     ----------
-    gt, sorting : Sorting
-        Ground truth and the sorting to score, at the same sampling rate.
+    gt, sorting : Sorting or SortingFile
+        Ground truth and the sorting to score, at the same sampling rate (a
+        :class:`~spikevae.objects.SortingFile` is read a block at a time, never held whole).
     tol_ms : float, default 0.4
         Matching tolerance in ms.
     offset_samples : int, default 0
