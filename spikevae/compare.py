@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from .execution import release_memory
 from .objects import Sorting, SortingFile
 
 WELL_DETECTED = 0.8
@@ -177,6 +178,7 @@ def _agreement(gt, sorting, tol: int, use_electrodes: bool | None, offset: int =
                     if t.size:
                         m[g_pos[g], s_pos[u]] = match_times(gtt[g], t, tol)[0].size
         del gtt, srt
+        release_memory()  # the batch's freed blocks go back to the OS before the next batch's
     return gt_ids, g_el, s_ids, s_el, m, n_gt, n_s
 
 
