@@ -156,6 +156,21 @@ def test_stage_commands_and_run_share_the_store(raw_recording, tmp_path, capsys)
     assert "reused from the run store: detect, features_pca, cluster_pca" in text
 
 
+def test_a_loop_trims_the_heap_only_once_it_holds_enough_free_memory(monkeypatch):
+    """In-loop trims (``release_memory(min_free)``) skip while the heap's free memory is below ``min_free``
+    (each trim hands back pages the next iteration faults in again); a plain call always trims."""
+    import spikevae.execution.memory as mem
+
+    if mem.heap_free_bytes() is None:
+        pytest.skip("the allocator cannot say how much of its heap is free (glibc >= 2.33 only)")
+    calls = []
+    monkeypatch.setattr(mem, "_malloc_trim", lambda: calls.append)
+    monkeypatch.setattr(mem, "heap_free_bytes", lambda: 10 << 20)
+    assert mem.release_memory(mem.LOOP_TRIM_BYTES) and calls == []
+    assert mem.release_memory(8 << 20) and calls == [0]
+    assert mem.release_memory() and calls == [0, 0]
+
+
 def test_large_arrays_go_back_to_the_os_when_freed_outside_detection():
     """Under ``return_large_arrays`` a freed 8 MB array leaves the process at once; with the heap kept
     (detection, and a feature method's fit under ``heap_kept``) it stays resident for reuse, and after

@@ -200,6 +200,7 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
         raise ValueError(f"embedding has {embedding.n_spikes} rows but there are {spikes.n_spikes} spikes")
     get_clusterer(config)  # fail early on an unknown method
     from ..execution import release_memory
+    from ..execution.memory import LOOP_TRIM_BYTES
     from ..waveform_store import is_lazy
 
     x = embedding.features if is_lazy(embedding.features) else _features(embedding, config.n_features)
@@ -231,7 +232,7 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     unit = np.full(spikes.n_spikes, -1, dtype=np.int32)
     for j, (k, res) in enumerate(_run_jobs(jobs, config.n_jobs, progress)):
         if j % 8 == 7:  # what the results' arrays left freed goes back to the OS as they come
-            release_memory()
+            release_memory(LOOP_TRIM_BYTES)
         i = int(order[k])
         unit[groups[i]] = res.labels
         res.n_ids = int(res.labels.max()) + 1 if res.labels.size else 0

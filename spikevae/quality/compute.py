@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import SpikevaeConfigError
 from ..execution import map_threads, release_memory
+from ..execution.memory import LOOP_TRIM_BYTES
 from ..objects import Sorting, Spikes, group_indices, in_time_order, label_dtype
 
 #: Spikes compared at a time (no boolean array the length of the recording).
@@ -253,7 +254,7 @@ def _unit_rows(spikes: Spikes, sorting: Sorting, match: "SpikeMatch", pos: np.nd
     rows: dict[int, dict] = {}
     for k, (u, sel) in enumerate(group_indices(sorting.unit).items()):
         if k % 16 == 15:  # the units' freed blocks go back to the OS as the loop goes, not at the stage's end
-            release_memory()
+            release_memory(LOOP_TRIM_BYTES)
         if u < 0:
             continue
         e = int(np.bincount(sorting.electrode[sel]).argmax())
@@ -327,7 +328,7 @@ def compute_metrics(spikes: Spikes, sorting: Sorting, config: QualityConfig, dur
 
     def isolation(item):  # the subsample is made here, so only the electrodes in work hold one
         idx, units = item
-        release_memory()
+        release_memory(LOOP_TRIM_BYTES)
         if idx.size > config.isolation_max_spikes:  # the same proportions of every unit, in a bounded space
             idx = idx[np.linspace(0, idx.size - 1, config.isolation_max_spikes).astype(np.int64)]
         return _isolation_metrics(electrode_space(spikes, idx, config.n_components, features), spike_unit[idx],

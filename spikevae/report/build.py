@@ -148,6 +148,7 @@ def render(ctx: ReportContext) -> str:
     are reduced to its compact data at once.
     """
     from ..execution import release_memory
+    from ..execution.memory import LOOP_TRIM_BYTES
     from ..quality import group_indices
     from ..quality.compute import spike_units
 
@@ -166,7 +167,7 @@ def render(ctx: ReportContext) -> str:
     panels, nav, sections = [], {}, []
     for e in range(sp.n_electrodes):
         if e % 8 == 7:  # each electrode's freed arrays go back to the OS as the loop goes
-            release_memory()
+            release_memory(LOOP_TRIM_BYTES)
         rows = rows_by_el.get(e, [])
         if e not in groups or not rows:
             panels.append({"label": str(sp.channel_ids[e]), "means": [], "good": []})
