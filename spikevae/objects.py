@@ -546,10 +546,6 @@ class SortingFile:
                 for f in streams:
                     f.close()
 
-    def load(self) -> Sorting:
-        """The whole sorting in memory."""
-        return Sorting.load_npz(self.path)
-
     def __repr__(self) -> str:
         return f"SortingFile({self.path}, {self.n_spikes} spikes at {self.fs:g} Hz)"
 

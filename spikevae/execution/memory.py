@@ -75,8 +75,8 @@ def one_heap_for_threads() -> bool:
 
 
 #: Loops that trim as they go (:func:`release_memory` with ``min_free``) do so once the heap holds this much
-#: free memory: trimming less hands back pages that the next iteration faults in again (measured on the 10-min
-#: report: 100 trims cost 0.5-0.9 s of 5.5 s), trimming much more lets an hours-long loop's heap grow.
+#: free memory: trimming at every step hands back pages that the next step faults in again (on the 10-min
+#: report, 100 trims cost 0.5-0.9 s of 5.5 s); waiting for much more lets an hours-long loop's heap grow.
 LOOP_TRIM_BYTES = 32 << 20
 
 
