@@ -461,22 +461,6 @@ def _map_chunks(job: _ChunkJob, ranges: list, n_jobs: int, progress: bool):
             bar.close()
 
 
-def _join(pieces: list, dtype=None) -> np.ndarray:
-    """``np.concatenate(pieces)`` (as ``dtype``), each piece dropped from the list once copied and the
-    freed heap given back every few hundred: the pieces and the whole are not both held."""
-    from .execution import release_memory
-
-    out = np.empty((sum(len(p) for p in pieces),) + pieces[0].shape[1:], dtype=dtype or pieces[0].dtype)
-    at = 0
-    for i in range(len(pieces)):
-        p, pieces[i] = pieces[i], None
-        out[at:at + len(p)] = p
-        at += len(p)
-        if i % 512 == 511:
-            release_memory()
-    return out
-
-
 def _order_across_borders(cols: dict, borders: np.ndarray) -> None:
     """Put the columns ``cols`` (``t``, ``ch`` and others, concatenated from chunks each already in
     (time, channel) order) in (time, channel) order, in place.
@@ -498,9 +482,11 @@ def _order_across_borders(cols: dict, borders: np.ndarray) -> None:
         for k in cols:
             cols[k][a:b] = cols[k][a:b][local]
     if not in_time_order(t, ch):
+        from .execution.spill import take
+
         order = np.lexsort((ch, t))
         for k in cols:
-            cols[k] = cols[k][order]
+            cols[k] = take(cols[k], order)
 
 
 def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, progress: bool = False,
@@ -573,12 +559,16 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
         from .waveform_store import WaveformWriter
 
         writer = WaveformWriter(waveform_file, rec.n_channels, length, waveform_attrs)
-    # Per chunk, only compact per-spike arrays are kept (time int64, channel int16/int32, amplitude, and the
-    # waveform's row in the file, or the waveforms themselves in memory); each chunk is put in (time, channel)
-    # order, so the concatenation is in order too except, rarely, across a chunk border (alignment moves a
-    # peak by a sample or two): only then is the whole sorted.
-    ch_dtype = np.int16 if rec.n_channels < 2**15 else np.int32
-    parts: dict[str, list] = {k: [] for k in ("t", "ch", "wf", "amp", "nz", "nze", "nzb", "nzd")}
+    # Per chunk, only compact per-spike columns are kept (time int64, channel int32, amplitude, and the
+    # waveform's row in the file, or the waveforms themselves in memory), appended as chunks come: in the
+    # run's spill folder when there is one (spikevae.execution.spill), so what this process holds does not
+    # grow with the recording. Each chunk is put in (time, channel) order, so the whole is in order too
+    # except, rarely, across a chunk border (alignment moves a peak by a sample or two): only there is it sorted.
+    from .execution.spill import Column
+
+    cols = {"t": Column(np.int64), "ch": Column(np.int32), "amp": Column(np.float32),
+            "wf": Column(np.int32) if writer is not None else Column(np.float32, (length,))}
+    parts: dict[str, list] = {k: [] for k in ("nz", "nze", "nzb", "nzd")}
     sizes: list[int] = []  # spikes of each chunk with any
     from .execution import release_memory
     from .execution.memory import return_large_arrays
@@ -594,11 +584,11 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
             if len(t_c):
                 o = np.lexsort((ch_c, t_c))
                 t_c, ch_c, wf_c = t_c[o], ch_c[o], wf_c[o]
-                parts["t"].append(t_c)
+                cols["t"].append(t_c)
                 sizes.append(t_c.size)
-                parts["ch"].append(ch_c.astype(ch_dtype))
-                parts["amp"].append(wf_c[:, pre].copy())
-                parts["wf"].append(writer.append(ch_c, wf_c).astype(np.int32) if writer is not None else wf_c)
+                cols["ch"].append(ch_c)
+                cols["amp"].append(wf_c[:, pre])
+                cols["wf"].append(writer.append(ch_c, wf_c) if writer is not None else wf_c)
             if len(nz_c) == 4 and len(nz_c[1]):  # this chunk's first windows per block: a superset of the final ones
                 keep = _first_per_block_index(nz_c[1], nz_c[2], nz_c[3], n_per_block)
                 for k, v in zip(("nz", "nze", "nzb", "nzd"), nz_c):
@@ -609,14 +599,9 @@ def detect_spikes(rec: Recording, config: DetectConfig, chunk_s: float = 1.0, pr
         if writer is not None:
             writer.abort()
         raise
-    empty = {"t": np.zeros(0, np.int64), "ch": np.zeros(0, ch_dtype), "amp": np.zeros(0, np.float32),
-             "wf": np.zeros(0, np.int32) if writer is not None else np.zeros((0, length), np.float32)}
-    cols = {}
-    for k in ("t", "ch", "amp", "wf"):  # one field at a time, each chunk's piece freed once copied: a low peak
-        cols[k] = _join(parts[k], np.int32 if k == "ch" else None) if parts[k] else empty[k]
-        parts[k] = None
+    cols = {k: c.finish() for k, c in cols.items()}
     _order_across_borders(cols, np.cumsum(sizes)[:-1] if sizes else np.zeros(0, np.int64))
-    electrode = cols.pop("ch").astype(np.int32, copy=False)  # Spikes' electrode dtype
+    electrode = cols.pop("ch")  # int32: Spikes' electrode dtype
     if writer is not None:
         from .waveform_store import DiskWaveforms
 

@@ -120,6 +120,20 @@ def count_values(values: np.ndarray, minlength: int = 0, lo: int = 0) -> np.ndar
     return counts
 
 
+def unique_values(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` a block of :data:`GROUP_BLOCK` at a time (``np.unique`` sorts a copy of them all)."""
+    values = np.asarray(values)
+    if values.size <= GROUP_BLOCK:
+        return np.unique(values)
+    seen = np.unique(values[:GROUP_BLOCK])
+    for i in range(GROUP_BLOCK, values.size, GROUP_BLOCK):
+        block = values[i:i + GROUP_BLOCK]
+        new = np.setdiff1d(np.unique(block), seen, assume_unique=True)
+        if new.size:
+            seen = np.union1d(seen, new)
+    return seen
+
+
 def _counting_order(values: np.ndarray, lo: int, n_keys: int, dtype) -> tuple[np.ndarray, np.ndarray]:
     """The stable sorting order of ``values`` (all within ``[lo, lo + n_keys)``, ``n_keys <= 2**15``) and
     each key's count.
@@ -128,9 +142,11 @@ def _counting_order(values: np.ndarray, lo: int, n_keys: int, dtype) -> tuple[np
     :data:`GROUP_BLOCK` elements is sorted on its own and written into the slots its keys have
     reached, so the order equals ``np.argsort(values, kind="stable")``.
     """
+    from .execution.spill import disk_empty
+
     counts = count_values(values, n_keys, lo)
     filled = np.cumsum(counts) - counts  # next free slot of each key
-    order = np.empty(values.size, dtype)
+    order = disk_empty(values.size, dtype)  # in the run's spill folder, if any (spikevae.execution.spill)
     for i in range(0, values.size, GROUP_BLOCK):
         key = (values[i:i + GROUP_BLOCK] - lo).astype(np.int16)  # n_keys <= 2**15: a radix sort
         o = np.argsort(key, kind="stable")
@@ -295,17 +311,19 @@ class Spikes:
 
     def subset(self, mask_or_index) -> "Spikes":
         """The spikes selected by a boolean mask, an index array or a slice (noise snippets kept)."""
+        from .execution.spill import take  # the copies go to the run's spill folder, if any
+
         sel = mask_or_index if isinstance(mask_or_index, slice) else np.asarray(mask_or_index)
-        electrode = self.electrode[sel]
+        electrode = take(self.electrode, sel)
         if _on_disk(self.waveforms):  # the row map keeps sharing the electrode array, as detection made it
             shared = self.waveforms.electrode is self.electrode
             waveforms = self.waveforms.take(sel, electrode if shared else None)
         else:
-            waveforms = self.waveforms[sel]
+            waveforms = take(self.waveforms, sel)
         return Spikes(
-            sample_index=self.sample_index[sel], electrode=electrode,
+            sample_index=take(self.sample_index, sel), electrode=electrode,
             waveforms=waveforms,
-            amplitude_uv=self.amplitude_uv[sel],
+            amplitude_uv=take(self.amplitude_uv, sel),
             noise_uv=self.noise_uv, fs=self.fs, peak_index=self.peak_index,
             channel_ids=self.channel_ids, noise_snippets=self.noise_snippets,
             noise_electrode=self.noise_electrode, group_channels=self.group_channels,
@@ -414,7 +432,7 @@ class Sorting:
     @property
     def unit_ids(self) -> np.ndarray:
         """Sorted unit ids, without -1."""
-        u = np.unique(self.unit)
+        u = unique_values(self.unit)
         return u[u >= 0]
 
     def starts_with(self, spikes: "Spikes") -> bool:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .config import config_hash, to_dict
 from .errors import SpikevaeError
+from .execution.spill import spill_to
 from .objects import Embedding, Sorting, Spikes, count_values
 from .params import PipelineConfig
 from .recording import Recording
@@ -310,73 +311,76 @@ def run_pipeline(source, config: PipelineConfig, out_dir, *, gt=None, progress: 
     out = check_writable(out_dir)
     store = RunStore(out).recover()
 
-    spike_hash = spikes_key(ident, config)
-    with timer.stage("detect"):
-        if not force and store.has("spikes", spike_hash) and store.has("artefacts", spike_hash):
-            spikes, artefacts = store.load_spikes(), store.load_artefacts()
-            skipped.append("detect")
-        else:
-            from .waveform_store import WAVEFORM_FILE
-
-            spikes = data if isinstance(data, Spikes) else _detect_stage(data, config, progress, out / WAVEFORM_FILE,
-                                                                         spike_hash)
-            spikes, artefacts = _artefact_stage(spikes, config, rec_info["source"], rec_info["duration_s"])
-            store.save_artefacts(artefacts, spike_hash)
-            store.save_spikes(spikes, {k: cfg_dict[k] for k in ("input", "preprocess", "detect", "artefact")},
-                              spike_hash)
-
-    embeddings, sortings = {}, {}
-    for method in feature_methods(config):
-        fcfg = features_section(config, method)
-        emb_hash = embedding_key(spike_hash, method, config)
-        with timer.stage(f"features_{method}"):
-            # the features stay on disk (features_<method>.h5, per electrode): the clustering reads each
-            # electrode's in its worker, the report a subsample; no stage holds them all
-            if not force and store.has(f"embedding/{method}", emb_hash):
-                emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None))
-                skipped.append(f"features_{method}")
+    # per-spike arrays past a few MB live in files of the output folder, memory-mapped
+    # (spikevae.execution.spill): what the run holds does not grow with the recording
+    with spill_to(out):
+        spike_hash = spikes_key(ident, config)
+        with timer.stage("detect"):
+            if not force and store.has("spikes", spike_hash) and store.has("artefacts", spike_hash):
+                spikes, artefacts = store.load_spikes(), store.load_artefacts()
+                skipped.append("detect")
             else:
-                emb = _features_stage(spikes, method, config, out, progress, store.feature_path(method),
-                                      {"hash": emb_hash})
-                emb = store.save_embedding(emb, fcfg, emb_hash, spikes.electrode)
-        embeddings[method] = emb
-        clu_hash = sorting_key(emb_hash, config)
-        with timer.stage(f"cluster_{method}"):
-            if not force and store.has(f"sorting/{method}", clu_hash):
-                sorting = store.load_sorting(method)
-                skipped.append(f"cluster_{method}")
-            else:
-                sorting = _cluster_stage(spikes, emb, config, progress)
-                store.save_sorting(sorting, method, cfg_dict["cluster"], clu_hash)
-        sortings[method] = sorting
-        if method == config.features.method:
-            spikes, embeddings = share_detected_columns(spikes, embeddings, sorting)
-            emb = embeddings[method]  # the copies it replaced go now
+                from .waveform_store import WAVEFORM_FILE
 
-    main = config.features.method
-    result = RunResult(out, spikes, embeddings, sortings, main, rec_info, timer.timings, skipped,
-                       artefacts=artefacts)
-    run_id = config_hash({"spikes": spike_hash, "sortings": {m: store.hash_of(f"sorting/{m}") for m in sortings},
-                          "main": main})
-    with timer.stage("outputs"):
-        clear_outputs(out)  # a rerun leaves no file of the previous run beside its own
-        if store.root_attrs().get("run_id") not in (None, run_id):
-            store.drop_group("sorting/curated")  # a curation of another sorting (its file stays, unlisted)
-        write_outputs(result, config)
-        if gt is not None:
-            from .execution import release_memory
+                spikes = data if isinstance(data, Spikes) else _detect_stage(data, config, progress, out / WAVEFORM_FILE,
+                                                                             spike_hash)
+                spikes, artefacts = _artefact_stage(spikes, config, rec_info["source"], rec_info["duration_s"])
+                store.save_artefacts(artefacts, spike_hash)
+                store.save_spikes(spikes, {k: cfg_dict[k] for k in ("input", "preprocess", "detect", "artefact")},
+                                  spike_hash)
 
-            release_memory()  # units.csv's freed groups (56 MB resident at 60 min) before the scoring's
-            result.scores = score_run(result, gt)
-    if report:
-        with timer.stage("report"):
-            _write_quality_and_report(result, config)
-    store.set_root_attrs(recording=rec_info, config=cfg_dict, timings=timer.timings, run_id=run_id)
-    write_text(out / "summary.json", json.dumps(summary(result) | {"run_id": run_id}, indent=2))
-    record_outputs(out, run_id, sorted(p.name for p in out.iterdir()
-                                       if p.is_file() and any(p.match(pat) for pat in RUN_OUTPUT_PATTERNS)
-                                       and p.name != STORE_NAME and not p.name.startswith("sorting_curated")))
-    return result
+        embeddings, sortings = {}, {}
+        for method in feature_methods(config):
+            fcfg = features_section(config, method)
+            emb_hash = embedding_key(spike_hash, method, config)
+            with timer.stage(f"features_{method}"):
+                # the features stay on disk (features_<method>.h5, per electrode): the clustering reads each
+                # electrode's in its worker, the report a subsample; no stage holds them all
+                if not force and store.has(f"embedding/{method}", emb_hash):
+                    emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None))
+                    skipped.append(f"features_{method}")
+                else:
+                    emb = _features_stage(spikes, method, config, out, progress, store.feature_path(method),
+                                          {"hash": emb_hash})
+                    emb = store.save_embedding(emb, fcfg, emb_hash, spikes.electrode)
+            embeddings[method] = emb
+            clu_hash = sorting_key(emb_hash, config)
+            with timer.stage(f"cluster_{method}"):
+                if not force and store.has(f"sorting/{method}", clu_hash):
+                    sorting = store.load_sorting(method)
+                    skipped.append(f"cluster_{method}")
+                else:
+                    sorting = _cluster_stage(spikes, emb, config, progress)
+                    store.save_sorting(sorting, method, cfg_dict["cluster"], clu_hash)
+            sortings[method] = sorting
+            if method == config.features.method:
+                spikes, embeddings = share_detected_columns(spikes, embeddings, sorting)
+                emb = embeddings[method]  # the copies it replaced go now
+
+        main = config.features.method
+        result = RunResult(out, spikes, embeddings, sortings, main, rec_info, timer.timings, skipped,
+                           artefacts=artefacts)
+        run_id = config_hash({"spikes": spike_hash, "sortings": {m: store.hash_of(f"sorting/{m}") for m in sortings},
+                              "main": main})
+        with timer.stage("outputs"):
+            clear_outputs(out)  # a rerun leaves no file of the previous run beside its own
+            if store.root_attrs().get("run_id") not in (None, run_id):
+                store.drop_group("sorting/curated")  # a curation of another sorting (its file stays, unlisted)
+            write_outputs(result, config)
+            if gt is not None:
+                from .execution import release_memory
+
+                release_memory()  # units.csv's freed groups (56 MB resident at 60 min) before the scoring's
+                result.scores = score_run(result, gt)
+        if report:
+            with timer.stage("report"):
+                _write_quality_and_report(result, config)
+        store.set_root_attrs(recording=rec_info, config=cfg_dict, timings=timer.timings, run_id=run_id)
+        write_text(out / "summary.json", json.dumps(summary(result) | {"run_id": run_id}, indent=2))
+        record_outputs(out, run_id, sorted(p.name for p in out.iterdir()
+                                           if p.is_file() and any(p.match(pat) for pat in RUN_OUTPUT_PATTERNS)
+                                           and p.name != STORE_NAME and not p.name.startswith("sorting_curated")))
+        return result
 
 
 def share_detected_columns(spikes: Spikes, embeddings: dict, sorting: Sorting) -> tuple[Spikes, dict]:

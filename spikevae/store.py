@@ -417,7 +417,7 @@ class RunStore:
             for k in g.keys():
                 if k in skip:
                     continue
-                v = g[k][()]
+                v = read_dataset(g[k])
                 if g[k].dtype.kind == "O":
                     v = np.asarray([x.decode() if isinstance(x, bytes) else x for x in v])
                 arrays[k] = v
@@ -562,14 +562,14 @@ class RunStore:
             rows = f[group]["feature_row"] if "feature_row" in f[group] else None
             if rows is not None:
                 shared = waveform_row is not None and _equal_to_dataset(waveform_row, rows)
-                rows = waveform_row if shared else rows[()]
+                rows = waveform_row if shared else read_dataset(rows)
         if rows is not None:
             if not self._features_present(method, str(attrs.get("hash", ""))):
                 raise SpikevaeError(f"{self.feature_path(method)}: the '{method}' features file is missing or "
                                     f"belongs to another run; rerun `spikevae run` with -o {self.out_dir} to rebuild it")
             if electrode is None:
                 with self._open_read() as f:
-                    electrode = f["spikes/electrode"][()]
+                    electrode = read_dataset(f["spikes/electrode"])
             a["features"] = DiskWaveforms(self.feature_path(method), electrode, rows, int(attrs["n_features"]))
         return Embedding(a["features"], method, attrs.get("params", {}),
                          a.get("noise_features"), a.get("noise_electrode"), a.get("noise_rate_hz"))
@@ -581,6 +581,18 @@ class RunStore:
     def load_sorting(self, method: str) -> Sorting:
         a, attrs = self.read_group(f"sorting/{method}")
         return Sorting(a["sample_index"], a["electrode"], a["unit"], float(attrs["fs"]), attrs.get("params", {}))
+
+
+def read_dataset(ds) -> np.ndarray:
+    """An HDF5 dataset's values; a large numeric one (a per-spike column) into the run's spill folder,
+    when there is one (:mod:`spikevae.execution.spill`), not the heap."""
+    from .execution.spill import SPILL_BYTES, disk_empty, spill_folder
+
+    if spill_folder() is None or ds.dtype.kind not in "iuf" or ds.size * ds.dtype.itemsize < SPILL_BYTES:
+        return ds[()]
+    out = disk_empty(ds.shape, ds.dtype)
+    ds.read_direct(out)
+    return out
 
 
 # Module-level conveniences used by the CLI commands of each stage.

@@ -357,15 +357,3 @@ def test_chunks_meeting_out_of_order_are_put_in_time_then_channel_order():
             np.testing.assert_array_equal(cols[k], v[o])
         n_checked += int(not np.array_equal(o, np.arange(t.size)))
     assert n_checked > 20  # many cases had spikes out of order
-
-
-def test_chunk_pieces_are_joined_as_concatenate_and_dropped_as_copied():
-    from spikevae.detect import _join
-
-    rng = np.random.default_rng(0)
-    for shape in ((), (48,)):
-        pieces = [rng.integers(0, 96, (int(k),) + shape).astype(np.int16) for k in rng.integers(0, 50, 1200)]
-        want = np.concatenate(pieces)
-        got = _join(pieces, np.int32 if not shape else None)
-        assert got.dtype == (np.int32 if not shape else np.int16) and np.array_equal(got, want)
-        assert all(p is None for p in pieces)

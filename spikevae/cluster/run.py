@@ -17,6 +17,7 @@ from typing import Iterator
 
 import numpy as np
 
+from ..execution import spill
 from ..objects import Embedding, Sorting, Spikes, group_indices
 from .base import get_clusterer, relabel_consecutive
 from .overlap import resolve_overlaps
@@ -229,7 +230,7 @@ def cluster_spikes(spikes: Spikes, embedding: Embedding, config, progress: bool 
     results = [None] * len(electrodes)
     # each electrode's labels are written as they come (its own ids; made unique in _assemble), and its
     # labels and index freed: the main process does not hold every electrode's until the end
-    unit = np.full(spikes.n_spikes, -1, dtype=np.int32)
+    unit = spill.full(spikes.n_spikes, -1, np.int32)  # in the run's spill folder, if any
     for j, (k, res) in enumerate(_run_jobs(jobs, config.n_jobs, progress)):
         if j % 8 == 7:  # what the results' arrays left freed goes back to the OS as they come
             release_memory(LOOP_TRIM_BYTES)
@@ -354,12 +355,15 @@ def _assemble(spikes: Spikes, config, electrodes, local_unit: np.ndarray, result
     electrode's units, -1 unsorted) made unique across the array in electrode order, the overlap extras after."""
     n = spikes.n_spikes
     # the detected spikes' units, then the overlap extras': one array of the final length, not a concatenation
+    # (in the run's spill folder, if any: spikevae.execution.spill)
     n_all = n + sum(r.extra_index.size for r in results)
-    unit = local_unit  # the Sorting's own dtype (no copy when it is made), grown in place for the extras
-    if n_all > n:  # (realloc: a large array's pages are remapped, not copied); no view of it exists
-        unit.resize(n_all, refcheck=False)
-    electrode = np.empty(n_all, dtype=np.int32)
-    electrode[:n] = spikes.electrode
+    unit = local_unit  # the Sorting's own dtype (no copy when it is made), grown for the extras
+    if n_all > n:
+        unit = spill.disk_empty(n_all, local_unit.dtype)
+        _copy_blocks(unit, local_unit, n)
+        del local_unit
+    electrode = spill.disk_empty(n_all, np.int32)
+    _copy_blocks(electrode, spikes.electrode, n)
     extra_t, extra_e, extra_u, per_electrode = [], [], [], {}
     first_id = np.zeros(int(electrodes.max(initial=-1)) + 1, dtype=np.int32)  # each electrode's first unit id
     next_id = 0
@@ -383,12 +387,21 @@ def _assemble(spikes: Spikes, config, electrodes, local_unit: np.ndarray, result
     log.info("clustered %d spikes on %d electrodes into %d units in %.1f s (%d merges, %d splits, %d spikes left "
              "unsorted as noise crossings, %d overlap spikes)", spikes.n_spikes, len(electrodes), totals["n_units"],
              elapsed, totals["merges"], totals["splits"], totals["noise"], et.size)
+    sample_index = spill.disk_empty(n_all, np.int64)
+    _copy_blocks(sample_index, spikes.sample_index, n)
+    sample_index[n:] = et
     return Sorting(
-        sample_index=np.concatenate([spikes.sample_index, et]),
+        sample_index=sample_index,
         electrode=_fill_tail(electrode, n, extra_e),
         unit=_fill_tail(unit, n, extra_u),
         fs=spikes.fs, params=params,
     )
+
+
+def _copy_blocks(out: np.ndarray, a: np.ndarray, n: int, block: int = 1 << 20) -> None:
+    """``out[:n] = a[:n]``, a block at a time (``a`` may be a file's pages: no whole copy in between)."""
+    for i in range(0, n, block):
+        out[i:min(i + block, n)] = a[i:min(i + block, n)]
 
 
 def _fill_tail(arr: np.ndarray, n: int, parts: list) -> np.ndarray:

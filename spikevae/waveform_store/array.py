@@ -108,9 +108,12 @@ class DiskWaveforms:
 
         ``electrode``: the selected rows' electrodes when the caller has them already (Spikes pass
         their own, so the two keep sharing one array)."""
-        pos = self._positions(rows)
-        return DiskWaveforms(self.path, self.electrode[pos] if electrode is None else electrode, self.row[pos],
-                             self.n_samples)
+        from ..execution.spill import take  # a mask or index's copies go to the run's spill folder, if any
+
+        if not isinstance(rows, slice) and np.asarray(rows).dtype == bool and np.shape(rows) != (len(self),):
+            raise IndexError(f"boolean index of shape {np.shape(rows)} for {len(self)} rows")
+        return DiskWaveforms(self.path, take(self.electrode, rows) if electrode is None else electrode,
+                             take(self.row, rows), self.n_samples)
 
     # -- reading -------------------------------------------------------------------------
     def read(self, positions: np.ndarray, cols=slice(None)) -> np.ndarray:
