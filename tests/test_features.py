@@ -75,3 +75,29 @@ def test_unknown_method_lists_valid():
 
     with pytest.raises(SpikevaeConfigError, match="valid: pca"):
         make_extractor("ica", FeaturesConfig())
+
+
+def test_fit_rows_are_a_uniform_sample_without_an_index_of_every_spike(monkeypatch):
+    """``sample_rows``: k distinct ascending rows; as ``rng.choice`` below the threshold; past it, every row
+    equally likely and no int64 index of all n rows (numpy's choice shuffles one when k > n / 50)."""
+    import tracemalloc
+
+    import spikevae.features.base as fbase
+    from spikevae.features.base import sample_rows
+
+    assert np.array_equal(sample_rows(np.random.default_rng(3), 5000, 700),
+                          np.sort(np.random.default_rng(3).choice(5000, 700, replace=False)))
+    n, k = 3_000_000, 200_000
+    tracemalloc.start()
+    rows = sample_rows(np.random.default_rng(0), n, k)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert rows.size == k and np.all(np.diff(rows) > 0) and 0 <= rows[0] and rows[-1] < n
+    assert peak < n * 8 / 3  # far under the 24 MB index of every row
+    monkeypatch.setattr(fbase, "SAMPLE_INDEX_SPIKES", 10)
+    rng, hits = np.random.default_rng(1), np.zeros(60)
+    for _ in range(4000):
+        r = sample_rows(rng, 60, 20)
+        assert np.unique(r).size == 20
+        hits[r] += 1
+    assert np.abs(hits / 4000 - 1 / 3).max() < 0.04  # each row drawn a third of the time

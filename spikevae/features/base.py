@@ -92,7 +92,12 @@ def transform_to_file(extractor: FeatureExtractor, spikes: Spikes, path, attrs: 
     # each spike's row in its electrode's dataset: with the waveforms on disk, their own rows (after artefact
     # rejection, a subset's rows, with the rows between left zero), so both share one row map
     same = spikes.waveforms.row if is_lazy(spikes.waveforms) else None
-    rows = None if same is not None else np.empty(n, dtype=np.int32)
+    if same is None:
+        from ..execution.spill import disk_empty
+
+        rows = disk_empty(n, np.int32)  # in the run's spill folder, if any
+    else:
+        rows = None
     writer, params, method = None, {}, extractor.method
     try:
         for a in range(0, n, step):
@@ -112,6 +117,27 @@ def transform_to_file(extractor: FeatureExtractor, spikes: Spikes, path, attrs: 
         raise
     return Embedding(DiskWaveforms(path, spikes.electrode, same if rows is None else rows, writer.n_samples),
                      method, params)
+
+
+#: From this many spikes on, :func:`sample_rows` draws without an index of every spike.
+SAMPLE_INDEX_SPIKES = 1 << 20
+
+
+def sample_rows(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """``k`` distinct rows of ``range(n)``, uniformly at random, ascending.
+
+    Below :data:`SAMPLE_INDEX_SPIKES` spikes this is ``np.sort(rng.choice(n, k, replace=False))``, as
+    before. numpy draws such a sample by shuffling an int64 index of all ``n`` rows whenever ``k`` is
+    over ``n / 50`` (42 MB at 60 minutes of 96 electrodes); past that size the rows are drawn with
+    replacement and repeats dropped, until ``k`` distinct ones remain, of which ``k`` are kept at
+    random: every ``k``-subset is as likely, and memory is about ``k`` rows.
+    """
+    if n < SAMPLE_INDEX_SPIKES or k > n // 2:
+        return np.sort(rng.choice(n, k, replace=False))
+    got = np.unique(rng.integers(0, n, size=k + k // 4 + 16))
+    while got.size < k:
+        got = np.union1d(got, rng.integers(0, n, size=k - got.size + k // 8 + 16))
+    return np.sort(rng.choice(got, k, replace=False))
 
 
 def blocks(n: int, size: int | None = None):

@@ -16,7 +16,7 @@ import numpy as np
 from ..config import param
 from ..errors import SpikevaeError
 from ..objects import Embedding, Spikes
-from .base import FeatureExtractor, blocks, model_input
+from .base import FeatureExtractor, blocks, model_input, sample_rows
 
 
 @dataclass
@@ -44,7 +44,7 @@ class PCAFeatures(FeatureExtractor):
         rng = np.random.default_rng(self.config.seed)
         rows = slice(None)  # only the fitted subsample (at most max_fit_spikes) is read
         if n > self.config.max_fit_spikes:
-            rows = np.sort(rng.choice(n, self.config.max_fit_spikes, replace=False))
+            rows = sample_rows(rng, n, self.config.max_fit_spikes)
         x = model_input(spikes, self.config.whiten, rows).astype(np.float64)
         mean = x.mean(axis=0)
         x -= mean  # centred in place: one float64 copy of the fit sample, not two

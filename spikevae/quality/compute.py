@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from ..errors import SpikevaeConfigError
-from ..execution import map_threads, release_memory
+from ..execution import map_threads, release_memory, spill
 from ..execution.memory import LOOP_TRIM_BYTES
 from ..objects import Sorting, Spikes, group_indices, in_time_order, label_dtype
 
@@ -50,7 +50,7 @@ def match_spikes(spikes: Spikes, sorting: Sorting) -> np.ndarray:
     ndarray of shape (sorting.n_spikes,), int32 (int64 past 2**31 spikes: half the memory per spike)
     """
     n, m = spikes.sample_index.size, sorting.sample_index.size
-    out = np.full(m, -1, dtype=np.int32 if n < 2**31 else np.int64)
+    out = spill.full(m, -1, np.int32 if n < 2**31 else np.int64)  # in the run's spill folder, if any
     if n == 0:
         return out
     # a run's own sorting starts with the detected spikes in their order: those need no search
@@ -101,7 +101,7 @@ def spike_units(spikes: Spikes, sorting: Sorting, match: np.ndarray | None = Non
             lab.flags.writeable = False
             return lab
     m = match_spikes(spikes, sorting) if match is None else match
-    lab = np.full(spikes.n_spikes, -1, dtype=label_dtype(sorting.unit))
+    lab = spill.full(spikes.n_spikes, -1, label_dtype(sorting.unit))
     block = 1 << 20
     for i in range(0, m.size, block):
         mb = m[i:i + block]
