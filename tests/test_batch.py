@@ -153,6 +153,21 @@ def _square_and_pid(k: int) -> tuple[int, int]:
     return k * k, os.getpid()
 
 
+def _killed_at(k: int) -> int:
+    if k == 3:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's (or a batch system's) out-of-memory killer does
+    return k
+
+
+def test_a_worker_killed_mid_job_is_an_error_that_says_why_and_what_to_do():
+    from spikevae.execution import imap_jobs
+    from spikevae.execution.pool import WorkerDied
+
+    with pytest.raises(WorkerDied, match="lack of\\s+memory.*n_jobs=1.*same -o") as err:
+        list(imap_jobs(_killed_at, list(range(6)), n_jobs=2, spawn=False))
+    assert isinstance(err.value, SpikevaeError)
+
+
 def _task_prefixes(dask_scheduler) -> list[str]:
     return list(dask_scheduler.task_prefixes)
 

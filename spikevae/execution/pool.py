@@ -19,6 +19,9 @@ import sys
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from ..errors import SpikevaeError
 
 #: Seconds between two looks of a worker at its parent.
 WATCH_INTERVAL_S = 0.5
@@ -57,6 +60,24 @@ def cuda_in_use() -> bool:
         return False
 
 
+class WorkerDied(SpikevaeError):
+    """A worker process of a pool ended without finishing its job (killed, most often for lack of memory)."""
+
+
+class _Pool(ProcessPoolExecutor):
+    """A pool whose dead worker is a :class:`WorkerDied` that says what to do, not a bare ``BrokenProcessPool``."""
+
+    def __exit__(self, exc_type, exc, tb):
+        super().__exit__(exc_type, exc, tb)
+        if exc_type is not None and issubclass(exc_type, BrokenProcessPool):
+            raise WorkerDied(
+                f"a worker process of this run died ({exc}); it was killed by the system, most often for lack of "
+                "memory (see `dmesg`, or the batch system's log: SLURM's --mem). Give the run more memory, or run "
+                "fewer workers (--set run.n_jobs=1 --set cluster.n_jobs=1: each worker holds its own copy of the "
+                "libraries, about 170 MB); rerun with the same -o: finished stages are read back, not redone") from exc
+        return False
+
+
 def worker_pool(n_jobs: int, *, spawn: bool = False) -> ProcessPoolExecutor:
     """A process pool whose workers die with this process.
 
@@ -72,8 +93,8 @@ def worker_pool(n_jobs: int, *, spawn: bool = False) -> ProcessPoolExecutor:
     Returns
     -------
     concurrent.futures.ProcessPoolExecutor
-        Use it as a context manager.
+        Use it as a context manager; a worker that dies (``BrokenProcessPool``) leaves it as a
+        :class:`WorkerDied` error that names the likely cause and the fix.
     """
     ctx = multiprocessing.get_context("spawn" if spawn or cuda_in_use() else None)
-    return ProcessPoolExecutor(max_workers=int(n_jobs), mp_context=ctx, initializer=_die_with_parent,
-                               initargs=(os.getpid(),))
+    return _Pool(max_workers=int(n_jobs), mp_context=ctx, initializer=_die_with_parent, initargs=(os.getpid(),))
