@@ -1,6 +1,7 @@
 """``spikevae report OUT [--gt GT.npz] [--method curated]``: regenerate a run's quality tables and HTML report."""
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -24,15 +25,18 @@ def report(out_dir, gt, output, preset, method):
     from ..report import context_from_run, write_report
     from ..report.build import ensure_metrics
 
+    from ..execution.spill import spill_to
+
     t0 = time.perf_counter()
     gt_sorting = Sorting.load_npz(gt) if gt else None
-    ctx = context_from_run(out_dir, gt_sorting, method)
-    if preset:
-        ctx.config.setdefault("quality", {})["preset"] = preset
-    ctx.metrics = ensure_metrics(ctx)
-    main = ctx.metrics[ctx.main_method]
-    write_metrics(out_dir, main, preset=ctx.config.get("quality", {}).get("preset", "spikevae"))
-    path = write_report(Path(output) if output else Path(out_dir) / "report.html", ctx)
+    with spill_to(out_dir) if Path(out_dir).is_dir() else contextlib.nullcontext():  # per-spike arrays as in the run
+        ctx = context_from_run(out_dir, gt_sorting, method)
+        if preset:
+            ctx.config.setdefault("quality", {})["preset"] = preset
+        ctx.metrics = ensure_metrics(ctx)
+        main = ctx.metrics[ctx.main_method]
+        write_metrics(out_dir, main, preset=ctx.config.get("quality", {}).get("preset", "spikevae"))
+        path = write_report(Path(output) if output else Path(out_dir) / "report.html", ctx)
     _record(out_dir, path)
     size_mb = path.stat().st_size / 1e6
     click.echo(f"{ctx.main_method}: {len(main)} units, {sum(r['good'] for r in main)} good; "

@@ -172,13 +172,17 @@ class Column:
     def finish(self) -> np.ndarray:
         """The column (writable). The column is emptied."""
         shape = (self.size,) + self.width
-        if self._file is None:
-            out = np.empty(shape, self.dtype)
-            at = 0
-            for p in self._pieces:
+        if self._file is None:  # each piece dropped once copied: the pieces and the whole are not both held
+            from .memory import release_memory
+
+            out, pieces, at = np.empty(shape, self.dtype), self._pieces, 0
+            self._pieces, self._held, self.size = [], 0, 0
+            for i in range(len(pieces)):
+                p, pieces[i] = pieces[i], None
                 out[at:at + p.shape[0]] = p
                 at += p.shape[0]
-            self._pieces, self._held, self.size = [], 0, 0
+                if i % 512 == 511:
+                    release_memory()
             return out
         f, self._file, self.size = self._file, None, 0
         nbytes = int(np.prod(shape, dtype=np.int64)) * self.dtype.itemsize
