@@ -243,10 +243,12 @@ class _MemoryCgroup:
         return " ".join(f.read_text().split()) if f.exists() else "?"
 
     def remove(self) -> None:
-        try:
-            self.path.rmdir()
-        except OSError:
-            pass
+        for _ in range(50):  # a killed run's workers may take a moment to leave the group
+            try:
+                self.path.rmdir()
+                return
+            except OSError:
+                time.sleep(0.2)
 
 
 def format_result(res: dict) -> str:

@@ -87,3 +87,16 @@ def test_a_run_keeps_its_per_spike_columns_in_files_and_sorts_as_in_memory(tmp_p
     assert {"detect", "features_pca", "cluster_pca"} <= set(again.skipped)
     assert is_mapped(again.spikes.sample_index) and is_mapped(again.sorting.unit)
     assert (tmp_path / "spilled" / "sorting.npz").read_bytes() == (tmp_path / "memory" / "sorting.npz").read_bytes()
+
+
+def test_unit_ids_are_found_a_block_at_a_time(monkeypatch):
+    import spikevae.objects as objects
+    from spikevae.objects import Sorting, unique_values
+
+    monkeypatch.setattr(objects, "GROUP_BLOCK", 100)
+    rng = np.random.default_rng(2)
+    u = rng.integers(-1, 40, 2345).astype(np.int32)
+    u[2000:] = 77  # a unit seen only in the last blocks
+    assert np.array_equal(unique_values(u), np.unique(u))
+    s = Sorting(np.arange(u.size), np.zeros(u.size, np.int32), u, 30000.0)
+    assert np.array_equal(s.unit_ids, np.unique(u[u >= 0]))
