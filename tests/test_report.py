@@ -137,6 +137,7 @@ def test_report_command_regenerates_from_run_folder(run, tmp_path, capsys):
     assert doc["preset"]["name"] == "allen" and len(doc["units"]) == N_EL  # vae merged pairs: one unit each
     header = (out / "units.csv").read_text().splitlines()[0].split(",")
     assert header[:3] == ["unit", "electrode", "channel_id"] and "n_spikes" in header
+    assert not (out / ".spill.tmp").exists()  # its per-spike arrays' folder goes with the command
 
 
 def test_report_command_errors_are_one_line(tmp_path, capsys):

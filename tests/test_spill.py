@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import spikevae.execution.spill as spill
-from spikevae.execution.spill import Column, disk_empty, is_mapped, spill_to, take, to_disk
+from spikevae.execution.spill import Column, disk_empty, full, is_mapped, spill_to, take
 from spikevae.params import PipelineConfig
 from spikevae.pipeline import run_pipeline
 from spikevae.synth import SimConfig, simulate_recording
@@ -25,11 +25,9 @@ def test_large_arrays_go_to_unnamed_files_of_the_folder_only_inside_spill_to(tmp
         assert not any(folder.iterdir())  # unlinked at once: nothing a killed run leaves behind
     assert not folder.exists()
     assert float(a.sum()) == 7 * 15000  # the array outlives the block, its file still mapped
-    m = to_disk(np.arange(3000))
-    assert not is_mapped(m)
     with spill_to(tmp_path):
-        d = to_disk(np.arange(3000))
-        assert is_mapped(d) and np.array_equal(d, np.arange(3000)) and to_disk(d) is d
+        f = full((400, 2), -1, np.int32)
+        assert is_mapped(f) and f.dtype == np.int32 and np.all(f == -1)
 
 
 @pytest.mark.parametrize("width", [(), (5,)])

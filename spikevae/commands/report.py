@@ -20,12 +20,11 @@ import click
               help="sorting shown first and written to units.csv, e.g. curated (default: the run's features.method)")
 def report(out_dir, gt, output, preset, method):
     """Recompute the quality metrics of the run in OUT (units.csv, metrics.json) and write its HTML report."""
+    from ..execution.spill import spill_to
     from ..objects import Sorting
     from ..quality import write_metrics
     from ..report import context_from_run, write_report
     from ..report.build import ensure_metrics
-
-    from ..execution.spill import spill_to
 
     t0 = time.perf_counter()
     gt_sorting = Sorting.load_npz(gt) if gt else None

@@ -9,7 +9,7 @@ cgroup) kills a run of many hours for them.
 
 Inside :func:`spill_to` (``run_pipeline`` opens it on the output folder) such arrays, from
 :data:`SPILL_BYTES` on, are made in unnamed files there and memory-mapped (:func:`disk_empty`,
-:func:`to_disk`, :class:`Column`). They are plain numpy arrays to the code that uses them. Their
+:func:`full`, :func:`take`, :class:`Column`). They are plain numpy arrays to the code that uses them. Their
 pages are the kernel's page cache: resident while memory is plentiful, written back and dropped
 when it is short, read again when used. What the process itself must hold (its anonymous memory)
 then no longer grows with the recording by them. The files are removed by the kernel as soon as
@@ -71,18 +71,6 @@ def disk_empty(shape, dtype) -> np.ndarray:
     return np.frombuffer(buf, dtype=dtype).reshape(shape)
 
 
-def to_disk(a: np.ndarray, block: int = 1 << 20) -> np.ndarray:
-    """``a`` copied into a :func:`disk_empty` array a block at a time (``a`` itself when it stays in
-    memory, or already is in a file)."""
-    a = np.asarray(a)
-    if _folder.get() is None or a.nbytes < SPILL_BYTES or is_mapped(a):
-        return a
-    out = disk_empty(a.shape, a.dtype)
-    for i in range(0, a.shape[0], block):
-        out[i:i + block] = a[i:i + block]
-    return out
-
-
 def is_mapped(a) -> bool:
     """Whether the numpy array ``a`` lies in a memory-mapped file (made here, or an ``np.memmap``)."""
     base = a
@@ -99,18 +87,6 @@ def full(shape, value, dtype) -> np.ndarray:
     """``np.full`` as a :func:`disk_empty` array."""
     out = disk_empty(shape, dtype)
     out[...] = value
-    return out
-
-
-def concatenate(parts, dtype=None) -> np.ndarray:
-    """``np.concatenate(parts)`` (1-D or along the first axis) into a :func:`disk_empty` array."""
-    parts = [np.asarray(p) for p in parts]
-    n = sum(p.shape[0] for p in parts)
-    out = disk_empty((n,) + parts[0].shape[1:], dtype or np.result_type(*parts))
-    at = 0
-    for p in parts:
-        out[at:at + p.shape[0]] = p
-        at += p.shape[0]
     return out
 
 
@@ -195,5 +171,4 @@ class Column:
         return self.size
 
 
-__all__ = ["Column", "SPILL_BYTES", "concatenate", "disk_empty", "full", "is_mapped", "spill_folder", "spill_to",
-           "take", "to_disk"]
+__all__ = ["Column", "SPILL_BYTES", "disk_empty", "full", "is_mapped", "spill_folder", "spill_to", "take"]
