@@ -6,6 +6,7 @@ library function. User errors print one line and exit 1; ``--debug`` shows the t
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import logging
@@ -161,19 +162,22 @@ def filter(recording, out_path, **opts):  # noqa: A001 - the stage's name
 def detect(recording, out_dir, **opts):
     """Filter and detect spikes in RECORDING; store them in OUT/run.h5."""
     from .config import to_dict
+    from .execution.spill import spill_to
     from .pipeline import _artefact_stage, _detect_stage, input_identity, open_input, spikes_key
     from .store import RunStore, check_writable, refuse_input_as_output
 
     cfg = build_config(**opts)
     refuse_input_as_output(recording, out_dir, out_is_dir=True)
     data = open_input(recording, cfg)
-    spikes = data if not hasattr(data, "get_traces") else _detect_stage(data, cfg, sys.stderr.isatty())
-    spikes, artefacts = _artefact_stage(spikes, cfg, str(recording))
     d = to_dict(cfg)
     key = spikes_key(input_identity(recording, data), cfg)
-    store = RunStore(check_writable(out_dir))
-    store.save_artefacts(artefacts, key)
-    store.save_spikes(spikes, {k: d[k] for k in ("input", "preprocess", "detect", "artefact")}, key)
+    store = RunStore(check_writable(out_dir)).recover()
+    with spill_to(out_dir):  # as in `run`: waveforms streamed to OUT/waveforms.h5, per-spike columns on disk
+        spikes = data if not hasattr(data, "get_traces") else _detect_stage(data, cfg, sys.stderr.isatty(),
+                                                                            store.waveform_path, key)
+        spikes, artefacts = _artefact_stage(spikes, cfg, str(recording))
+        store.save_artefacts(artefacts, key)
+        store.save_spikes(spikes, {k: d[k] for k in ("input", "preprocess", "detect", "artefact")}, key)
     click.echo(f"{spikes!r} -> {out_dir}/run.h5" + (f" ({artefacts.n_events} artefact events removed "
                                                    f"{artefacts.n_spikes_removed} spikes)" if artefacts.found else ""))
 
@@ -187,14 +191,17 @@ def features(out_dir, method, **opts):
     from .pipeline import _features_stage, embedding_key, features_section
     from .store import RunStore
 
+    from .execution.spill import spill_to
+
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
-    spikes = store.load_spikes()
-    emb_hash = embedding_key(store.hash_of("spikes"), method, cfg)
-    emb = _features_stage(spikes, method, cfg, Path(out_dir), sys.stderr.isatty(), store.feature_path(method),
-                          {"hash": emb_hash})
-    emb = store.save_embedding(emb, features_section(cfg, method), emb_hash, spikes.electrode)
+    with spill_to(out_dir) if Path(out_dir).is_dir() else contextlib.nullcontext():  # per-spike arrays as in `run`
+        spikes = store.load_spikes()
+        emb_hash = embedding_key(store.hash_of("spikes"), method, cfg)
+        emb = _features_stage(spikes, method, cfg, Path(out_dir), sys.stderr.isatty(), store.feature_path(method),
+                              {"hash": emb_hash})
+        emb = store.save_embedding(emb, features_section(cfg, method), emb_hash, spikes.electrode)
     click.echo(f"{emb!r} -> {store.feature_path(method)}")
 
 
@@ -208,15 +215,18 @@ def cluster(out_dir, method, **opts):
     from .pipeline import _cluster_stage, sorting_key
     from .store import RunStore
 
+    from .execution.spill import spill_to
+
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
-    spikes = store.load_spikes()
-    emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None))
-    sorting = _cluster_stage(spikes, emb, cfg, sys.stderr.isatty())
-    store.save_sorting(sorting, method, to_dict(cfg)["cluster"],
-                       sorting_key(store.hash_of(f"embedding/{method}"), cfg))
-    sorting.save_npz(Path(out_dir) / f"sorting_{method}.npz")
+    with spill_to(out_dir) if Path(out_dir).is_dir() else contextlib.nullcontext():  # per-spike arrays as in `run`
+        spikes = store.load_spikes()
+        emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None))
+        sorting = _cluster_stage(spikes, emb, cfg, sys.stderr.isatty())
+        store.save_sorting(sorting, method, to_dict(cfg)["cluster"],
+                           sorting_key(store.hash_of(f"embedding/{method}"), cfg))
+        sorting.save_npz(Path(out_dir) / f"sorting_{method}.npz")
     click.echo(f"{sorting!r} -> {out_dir}/sorting_{method}.npz")
 
 

@@ -144,13 +144,22 @@ def test_sample_data_sorts_above_floor(tmp_path, capsys):
     assert s["n_well_detected"] >= 8
 
 
-def test_stage_commands_and_run_share_the_store(raw_recording, tmp_path, capsys):
-    """detect / features / cluster leave results that `run` with the same configuration reuses."""
+def test_stage_commands_and_run_share_the_store(raw_recording, tmp_path, capsys, monkeypatch):
+    """detect / features / cluster leave results that `run` with the same configuration reuses; like `run`,
+    they stream waveforms and features into their files as they are made (never held whole and written after)."""
+    import spikevae.waveform_store as ws
+
+    def held_whole(*a, **k):
+        raise AssertionError("waveforms or features were held in memory and written whole")
+
     out = str(tmp_path / "o")
     rec = str(raw_recording / "rec.dat")
-    for argv in (["detect", rec, *RAW, "-o", out], ["features", out], ["cluster", out]):
-        code, _, err = run_cli(["-q", *argv], capsys)
-        assert code == 0, err
+    with monkeypatch.context() as m:
+        m.setattr(ws, "write_waveforms", held_whole)
+        for argv in (["detect", rec, *RAW, "-o", out], ["features", out], ["cluster", out]):
+            code, _, err = run_cli(["-q", *argv], capsys)
+            assert code == 0, err
+    assert not (tmp_path / "o" / ".spill.tmp").exists()
     code, text, err = run_cli(["run", rec, *RAW, "-o", out, "--no-report"], capsys)
     assert code == 0, err
     assert "reused from the run store: detect, features_pca, cluster_pca" in text
