@@ -6,7 +6,6 @@ library function. User errors print one line and exit 1; ``--debug`` shows the t
 """
 from __future__ import annotations
 
-import contextlib
 import importlib
 import json
 import logging
@@ -188,15 +187,14 @@ def detect(recording, out_dir, **opts):
 @config_options
 def features(out_dir, method, **opts):
     """Compute features (PCA or VAE) of the spikes in OUT_DIR/run.h5."""
+    from .execution.spill import spill_to
     from .pipeline import _features_stage, embedding_key, features_section
     from .store import RunStore
-
-    from .execution.spill import spill_to
 
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
-    with spill_to(out_dir) if Path(out_dir).is_dir() else contextlib.nullcontext():  # per-spike arrays as in `run`
+    with spill_to(out_dir):  # per-spike arrays on disk, as in `run`
         spikes = store.load_spikes()
         emb_hash = embedding_key(store.hash_of("spikes"), method, cfg)
         emb = _features_stage(spikes, method, cfg, Path(out_dir), sys.stderr.isatty(), store.feature_path(method),
@@ -212,15 +210,14 @@ def features(out_dir, method, **opts):
 def cluster(out_dir, method, **opts):
     """Cluster the features in OUT_DIR/run.h5, electrode by electrode; writes sorting_<method>.npz."""
     from .config import to_dict
+    from .execution.spill import spill_to
     from .pipeline import _cluster_stage, sorting_key
     from .store import RunStore
-
-    from .execution.spill import spill_to
 
     cfg = build_config(**opts)
     method = method or cfg.features.method
     store = RunStore(out_dir)
-    with spill_to(out_dir) if Path(out_dir).is_dir() else contextlib.nullcontext():  # per-spike arrays as in `run`
+    with spill_to(out_dir):  # per-spike arrays on disk, as in `run`
         spikes = store.load_spikes()
         emb = store.load_embedding(method, spikes.electrode, getattr(spikes.waveforms, "row", None))
         sorting = _cluster_stage(spikes, emb, cfg, sys.stderr.isatty())

@@ -24,6 +24,9 @@ def test_large_arrays_go_to_unnamed_files_of_the_folder_only_inside_spill_to(tmp
         a[:] = 7
         assert not any(folder.iterdir())  # unlinked at once: nothing a killed run leaves behind
     assert not folder.exists()
+    with spill_to(tmp_path / "no_such_run") as none:  # a command given a missing run folder: it says so itself
+        assert none is None and not is_mapped(disk_empty((5000, 3), np.float32))
+    assert not (tmp_path / "no_such_run").exists()
     assert float(a.sum()) == 7 * 15000  # the array outlives the block, its file still mapped
     with spill_to(tmp_path):
         f = full((400, 2), -1, np.int32)

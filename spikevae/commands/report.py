@@ -1,7 +1,6 @@
 """``spikevae report OUT [--gt GT.npz] [--method curated]``: regenerate a run's quality tables and HTML report."""
 from __future__ import annotations
 
-import contextlib
 import time
 from pathlib import Path
 
@@ -28,7 +27,7 @@ def report(out_dir, gt, output, preset, method):
 
     t0 = time.perf_counter()
     gt_sorting = Sorting.load_npz(gt) if gt else None
-    with spill_to(out_dir) if Path(out_dir).is_dir() else contextlib.nullcontext():  # per-spike arrays as in the run
+    with spill_to(out_dir):  # per-spike arrays on disk, as in the run
         ctx = context_from_run(out_dir, gt_sorting, method)
         if preset:
             ctx.config.setdefault("quality", {})["preset"] = preset

@@ -74,7 +74,7 @@ class _Pool(ProcessPoolExecutor):
                 f"a worker process of this run died ({exc}); it was killed by the system, most often for lack of "
                 "memory (see `dmesg`, or the batch system's log: SLURM's --mem). Give the run more memory, or run "
                 "fewer workers (--set run.n_jobs=1 --set cluster.n_jobs=1: each worker holds its own copy of the "
-                "libraries, about 170 MB); rerun with the same -o: finished stages are read back, not redone") from exc
+                "libraries, about 100 MB, and the data of its job); rerun with the same -o: finished stages are read back, not redone") from exc
         return False
 
 

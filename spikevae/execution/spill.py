@@ -39,9 +39,14 @@ _folder: contextvars.ContextVar[Path | None] = contextvars.ContextVar("spikevae_
 @contextlib.contextmanager
 def spill_to(out_dir):
     """Make large per-spike arrays in ``out_dir/.spill.tmp`` inside this block (see the module's text).
-    The folder is removed at the end unless an array still maps one of its files (on Windows)."""
+    The folder is removed at the end unless an array still maps one of its files (on Windows). Where
+    ``out_dir`` is not an existing folder (a command given a run folder that is not there, which then
+    says so), nothing is created and arrays stay in memory."""
+    if not Path(out_dir).is_dir():
+        yield None
+        return
     folder = Path(out_dir) / SPILL_DIR
-    folder.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(exist_ok=True)
     token = _folder.set(folder)
     try:
         yield folder
